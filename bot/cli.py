@@ -1,0 +1,99 @@
+"""The `bot` command line: `bot check <message-id>` and friends.
+
+Exit codes: 0 the run completed (whatever the verdicts), 1 the series is bad input,
+2 usage or config error, 3 operational failure. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bot import config as configmod
+from bot.errors import BotError, UsageError
+
+stderr = Console(stderr=True, highlight=False)
+
+
+def _arches(text: str | None) -> list[str]:
+    if text is None:
+        return list(configmod.ARCHES)
+    wanted = [a.strip() for a in text.split(",") if a.strip()]
+    for a in wanted:
+        if a not in configmod.ARCHES:
+            raise UsageError(f"--arch: unknown architecture '{a}' (known: {', '.join(configmod.ARCHES)})")
+    return wanted
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bot import pipeline
+
+    cfg = configmod.load(args.config)
+    stages = pipeline.parse_stages(args.stages)
+    arches = _arches(args.arch)
+    quiet = args.json
+
+    def progress(line: str) -> None:
+        if not quiet:
+            stderr.print(f"[dim]»[/dim] {line}")
+
+    run = pipeline.run(cfg, args.msgid, stages, arches, refetch=args.refetch, progress=progress)
+    if args.json:
+        json.dump(run.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    table = Table(title=f"{run.series['subject']} — {run.series['author']}", title_justify="left")
+    table.add_column("rev")
+    table.add_column("patches", justify="right")
+    table.add_column("found by")
+    for name in stages:
+        table.add_column(name)
+    for r in run.revisions:
+        cells = []
+        for name in stages:
+            entry = r.stages.get(name, {})
+            cells.append(entry.get("status", "?") if "status" in entry else
+                         " ".join(f"{a}:{v.get('status')}" for a, v in entry.items()))
+        table.add_row(f"v{r.version}", str(len(r.patches)), ", ".join(r.found_by), *cells)
+    Console().print(table)
+    Console().print(f"results: {cfg.paths.patchsets / run.series['slug']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bot", description="The mm review bot.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="run the pipeline for the series a message belongs to")
+    check.add_argument("msgid", help="Message-ID, with or without <>, or a lore URL")
+    check.add_argument("--config", type=Path, help="config file (default: $BOT_CONFIG, then ./config.toml)")
+    check.add_argument("--stages", help=f"comma list out of {','.join(configmod.STAGES)} (default: all that exist)")
+    check.add_argument("--arch", help="comma list out of x86_64,arm64 (default: both)")
+    check.add_argument("--json", action="store_true", help="print the results as one JSON document on stdout")
+    check.add_argument("--refetch", action="store_true", help="fetch again even if the series is on disk")
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except BotError as e:
+        print(f"bot: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("bot: interrupted", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
