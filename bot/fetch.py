@@ -169,7 +169,9 @@ def group_postings(msgs: Iterable[EmailMessage]) -> tuple[list[Posting], dict[st
         if msgid and msgid not in lmsgs:
             lmsgs[msgid] = b4.LoreMessage(msg)
     roots: dict[str, Posting] = {}
-    patches = [m for m in lmsgs.values() if not m.reply and m.lsubject.patch]
+    # By subject, not b4's `reply`: b4 takes a threaded cover letter with a "base-commit:" line for a
+    # follow-up carrying a trailer.
+    patches = [m for m in lmsgs.values() if not m.lsubject.reply and m.lsubject.patch]
     for m in patches:
         if m.counter == 0 and not m.counters_inferred:
             roots[m.msgid] = Posting(m.revision, m.msgid, m.expected, m.fromemail, cover=m)
@@ -316,9 +318,9 @@ def choose_revisions(requested: Posting, postings: list[Posting]) -> tuple[list[
 
 def prepare(posting: Posting, lmsgs: dict[str, b4.LoreMessage]) -> Revision:
     """The am-ready mbox of one posting (b4 collects trailers from its replies), or why not."""
+    own = set(posting.msgids())
     followups = [
-        m.msg for m in lmsgs.values() if m.reply and (posting.root in m.references or m.in_reply_to == posting.root
-                                                       or m.in_reply_to in posting.msgids())
+        m.msg for m in lmsgs.values() if m.msgid not in own and (posting.root in m.references or m.in_reply_to in own)
     ]
     missing = posting.missing()
     if missing:
@@ -342,7 +344,8 @@ def prepare(posting: Posting, lmsgs: dict[str, b4.LoreMessage]) -> Revision:
     am_msgs = lser.get_am_ready(noaddtrailers=False, addlink=False)
     buf = io.BytesIO()
     b4.save_git_am_mbox(am_msgs, buf)
-    return Revision(posting, buf.getvalue(), None, followups, lser.base_commit)
+    base = re.search(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", posting.first.body, flags=re.M)
+    return Revision(posting, buf.getvalue(), None, followups, base.group(1) if base else lser.base_commit)
 
 
 def slugify(text: str) -> str:
@@ -432,6 +435,7 @@ def save(config: Config, archive: Archive, series: Series) -> list[RevisionResul
 def load(series_dir: Path) -> tuple[dict[str, Any], list[RevisionResult]]:
     """A series fetched before: its series.json and each revision's result.json, oldest first."""
     summary = json.loads((series_dir / "series.json").read_text())
+    summary.pop("message_ids", None)  # the lookup index of find_known, not part of the result
     results = []
     for rev in summary["revisions"]:
         result = load_revision(series_dir / f"v{rev['version']}" / "result.json")
