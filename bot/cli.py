@@ -66,6 +66,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    from bot import tree
+
+    cfg = configmod.load(args.config)
+    stderr.print(f"[dim]»[/dim] making {cfg.paths.kernel_tree} ready ({cfg.tree.source} source)")
+    report = tree.setup(cfg, refresh=args.refresh)
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bot", description="The mm review bot.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -78,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the results as one JSON document on stdout")
     check.add_argument("--refetch", action="store_true", help="fetch again even if the series is on disk")
     check.set_defaults(func=cmd_check)
+    setup = sub.add_parser("setup", help="make the kernel tree ready (idempotent)")
+    setup.add_argument("--config", type=Path, help="config file (default: $BOT_CONFIG, then ./config.toml)")
+    setup.add_argument("--refresh", action="store_true", help="look for a newer base (Debian package or git)")
+    setup.set_defaults(func=cmd_setup)
     return parser
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot import fetch
+from bot import apply, fetch, walkdiff
 from bot.config import STAGES, Config
 from bot.errors import UsageError
 from bot.lore import Archive, b4_session, parse_msgid
@@ -19,7 +19,10 @@ Progress = Callable[[str], None]
 # Per-revision stages after fetch: name -> runner(config, series summary, revision, all results, arches) -> None.
 # Each runner stores its StageResult(s) on the revision; the pipeline writes result.json after each one.
 Runner = Callable[[Config, dict[str, Any], RevisionResult, list[RevisionResult], list[str]], None]
-RUNNERS: dict[str, Runner] = {}
+RUNNERS: dict[str, Runner] = {
+    "apply": apply.run_stage,
+    "walkdiff": walkdiff.run_stage,
+}
 
 
 def available_stages() -> list[str]:
