@@ -127,22 +127,18 @@ def check_diff(body: str) -> str | None:
         new = int(m.group(2) or 1)
         start = i
         while old > 0 or new > 0:
-            if i >= len(lines):
-                return f"hunk at line {start} of the diff for {current_file} ends early (message truncated?)"
-            text = lines[i]
+            text = lines[i] if i < len(lines) else None
             i += 1
-            if text.startswith("\\"):
+            if text is not None and text.startswith("\\"):
                 continue
-            if text.startswith(" ") or text == "":
+            if text is not None and (text.startswith(" ") or text == "") and old > 0 and new > 0:
                 old, new = old - 1, new - 1
-            elif text.startswith("-"):
+            elif text is not None and text.startswith("-") and old > 0:
                 old -= 1
-            elif text.startswith("+"):
+            elif text is not None and text.startswith("+") and new > 0:
                 new -= 1
-            else:
-                return f"hunk at line {start} of the diff for {current_file} is cut off by {text[:40]!r}"
-            if old < 0 or new < 0:
-                return f"hunk at line {start} of the diff for {current_file} has more lines than its header says"
+            else:  # the message ends, or something else starts, before the hunk has all its lines
+                return f"hunk at line {start} of the diff for {current_file} ends early (message truncated?)"
     return None
 
 

@@ -22,7 +22,7 @@ import b4
 import liblore
 
 from bot.config import Config
-from bot.errors import BadInput, OperationalError
+from bot.errors import BadInput, OperationalError, UsageError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,6 +101,16 @@ class Archive:
                 raise BadInput(f"no message <{msgid}> on {self.url}") from e
             raise OperationalError(f"{self.url}: thread {msgid}: HTTP {e.status_code}") from e
 
+    def has_message(self, msgid: str) -> bool:
+        """Whether the archive holds msgid now (uncached: used to confirm a reply we may have sent)."""
+        try:
+            raw = self._retry(f"message {msgid}", lambda: self.node.get_message_by_msgid(msgid, nocache=True))
+        except liblore.RemoteError as e:
+            if e.status_code == 404:
+                return False
+            raise OperationalError(f"{self.url}: message {msgid}: HTTP {e.status_code}") from e
+        return bool(raw)
+
     def search(self, query: str) -> bytes:
         """Raw mbox of the full threads matching a public-inbox search query (empty if none)."""
         try:
@@ -126,11 +136,11 @@ def parse_msgid(text: str) -> str:
         parts = [urllib.parse.unquote(p) for p in urllib.parse.urlparse(text).path.split("/")]
         ids = [p for p in parts if "@" in p]
         if not ids:
-            raise BadInput(f"no Message-ID in URL {text}")
+            raise UsageError(f"no Message-ID in URL {text}")
         text = ids[-1]
     text = text.strip().removeprefix("id:").strip("<>").strip()
     if not text or any(c.isspace() for c in text) or "@" not in text:
-        raise BadInput(f"not a Message-ID: {text!r}")
+        raise UsageError(f"not a Message-ID: {text!r}")
     return text
 
 
