@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import run_bot
+from tests.conftest import run_bot
 from tests.mailgen import Patch, Revision, SeriesWriter, rmap_with
 
 V4_PATCH3 = "20250214093015.51024-4-21cnbao@gmail.com"

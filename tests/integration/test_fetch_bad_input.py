@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import run_bot, write_config
+from tests.conftest import run_bot, write_config
 from tests.mailgen import AUTHOR, LIST, Patch, Revision, SeriesWriter, rmap_with
 
 

@@ -1,12 +1,11 @@
 """apply.py and the test series generator on the real Debian kernel tree (kernel-tree/ from `bot setup`).
 
-The tree: $MM_REVIEW_BOT_KERNEL_TREE, default /work/main/kernel-tree. Branches review/pytest/* are made and
+The tree: see tests/kernel/conftest.py. Branches review/pytest/* are made and
 deleted again, and HEAD is put back where it was.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -17,10 +16,11 @@ import pytest
 from bot import apply, testseries
 from bot.config import Config, PathsConfig
 from bot.testseries import CLARIFIED_EXIT, EXIT_COMMENT, TTU, Edit, PatchSpec, RevisionSpec
+from tests.kernel.conftest import KERNEL_TREE, no_tree
 
 pytestmark = pytest.mark.kernel
 
-TREE = Path(os.environ.get("MM_REVIEW_BOT_KERNEL_TREE", "/work/main/kernel-tree"))
+TREE = KERNEL_TREE
 
 
 def git(*args: str) -> str:
@@ -34,9 +34,9 @@ def cfg() -> Config:
     try:
         repo = pygit2.Repository(str(TREE))
     except (pygit2.GitError, KeyError):
-        pytest.skip(f"no kernel tree at {TREE}: run `bot setup` (or set MM_REVIEW_BOT_KERNEL_TREE)")
+        no_tree(f"no kernel tree at {TREE}: run `bot setup` (or set MM_REVIEW_BOT_KERNEL_TREE)")
     if not any(b.startswith("debian/") for b in repo.branches.local):
-        pytest.skip(f"{TREE} has no debian/* branch: run `bot setup`")
+        no_tree(f"{TREE} has no debian/* branch: run `bot setup`")
     head = repo.head.name if not repo.head_is_detached else str(repo.head.target)
     yield Config(paths=PathsConfig(kernel_tree=TREE))
     git("reset", "-q", "--hard")

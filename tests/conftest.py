@@ -1,0 +1,105 @@
+"""Real parts for the integration tests: a public-inbox archive served on 127.0.0.1, an SMTP server
+(aiosmtpd) that delivers into it with public-inbox-mda, and the `bot` command run as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import smtplib
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from bot.localinbox import LocalInbox
+from tests.mailgen import SeriesWriter
+
+SHARED_LORE = Path(__file__).resolve().parents[1] / ".." / "shared" / "lore"
+BARRY_V4 = SHARED_LORE / "barry-lazyfree-v4.mbox"
+BOT = str(Path(sys.executable).with_name("bot"))
+
+
+@pytest.fixture(scope="session")
+def inbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalInbox]:
+    missing = LocalInbox.available()
+    if missing:
+        pytest.fail(f"public-inbox is needed for the integration tests: {missing}")
+    box = LocalInbox(tmp_path_factory.mktemp("public-inbox")).init()
+    box.deliver_mbox(BARRY_V4)  # before serve(): see LocalInbox.serve
+    box.url = box.serve()  # type: ignore[attr-defined]
+    yield box
+    box.stop()
+
+
+class _Deliver:
+    def __init__(self, box: LocalInbox) -> None:
+        self.box = box
+        self.received: list[bytes] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        data = envelope.content  # type: ignore[attr-defined]
+        self.received.append(data)
+        try:
+            await asyncio.to_thread(self.box.deliver, data)
+        except (ValueError, RuntimeError) as e:
+            return f"550 {e}"
+        return "250 delivered to the archive"
+
+
+@pytest.fixture(scope="session")
+def smtp(inbox: LocalInbox) -> Iterator[tuple[str, int, _Deliver]]:
+    handler = _Deliver(inbox)
+    with socket.socket() as probe:  # aiosmtpd needs a real port up front (it connects to itself)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield "127.0.0.1", port, handler
+    controller.stop()
+
+
+@pytest.fixture
+def post(smtp: tuple[str, int, _Deliver], inbox: LocalInbox) -> Callable[[list[EmailMessage]], None]:
+    """Send messages through the SMTP server into the archive, as a list would receive them."""
+    host, port, _ = smtp
+
+    def send(msgs: list[EmailMessage]) -> None:
+        with smtplib.SMTP(host, port, timeout=30) as s:
+            for msg in msgs:
+                s.send_message(msg, from_addr="ada@example.org", to_addrs=["linux-mm@kvack.org"])
+        for msg in msgs:
+            inbox.wait_searchable(str(msg["Message-ID"]).strip("<>"))
+
+    return send
+
+
+@pytest.fixture
+def writer(tmp_path: Path, request: pytest.FixtureRequest) -> SeriesWriter:
+    tag = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
+    return SeriesWriter(tmp_path, tag)
+
+
+def write_config(path: Path, url: str, timeout: float = 10, retries: int = 1,
+                 kernel_tree: Path | str = "kernel-tree") -> Path:
+    path.write_text(
+        f'[lore]\nurl = "{url}"\nlist = "linux-mm"\ntimeout = {timeout}\nretries = {retries}\n'
+        f'[paths]\npatchsets = "patchsets"\nkernel_tree = "{kernel_tree}"\ncache = "cache"\n'
+    )
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path, inbox: LocalInbox) -> Path:
+    """A config.toml in the test's own dir: own patchsets/ and own b4 cache (b4 caches searches)."""
+    return write_config(tmp_path / "config.toml", inbox.url)  # type: ignore[attr-defined]
+
+
+def run_bot(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "BOT_CONFIG"}
+    return subprocess.run([BOT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
