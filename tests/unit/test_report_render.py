@@ -1,0 +1,141 @@
+"""Rendering the review summary: pure functions over result.json dicts, no processes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from bot import report
+from bot.report import Context, render, verdict_digest, view
+from bot.results import RevisionResult
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "templates" / "examples"
+CTX = Context(operator="ops@example.org")
+
+
+def example(name: str) -> dict:
+    return json.loads((EXAMPLES / "inputs" / f"{name}.json").read_text())
+
+
+def fresh() -> dict:
+    """A revision straight after fetch: every later stage not run."""
+    r = RevisionResult("c@x", 2, "[PATCH v2 0/1] mm: x", "A <a@x>", "2025-06-01T00:00:00+00:00", [], ["requested"])
+    return r.to_json()
+
+
+SERIES = {"slug": "s", "revisions": [{"version": 1}, {"version": 2}]}
+
+
+def test_examples_are_up_to_date(tmp_path: Path) -> None:
+    """templates/examples/*.txt are what `python -m bot.report --examples templates/examples` writes."""
+    (tmp_path / "inputs").symlink_to(EXAMPLES / "inputs")
+    written = report.render_examples(tmp_path, tmp_path)
+    assert {p.name for p in written} == {"pass.txt", "new-warnings.txt", "stress-failure.txt"}
+    for p in written:
+        hint = "regenerate: .venv/bin/python -m bot.report --examples templates/examples"
+        assert p.read_text() == (EXAMPLES / p.name).read_text(), hint
+
+
+@pytest.mark.parametrize("name", ["pass", "new-warnings", "stress-failure"])
+def test_prose_wrapped_at_72_code_and_logs_not(name: str) -> None:
+    data = example(name)
+    text = render(data["result"], data["series"], CTX, data["arches"])
+    for line in text.splitlines():
+        if len(line) > 72:  # only commands, compiler output and console excerpts may be longer
+            assert line.startswith(("  make ", "  qemu-", ">> ", "    ", "  x86_64: WARNING")), line
+    assert "<html" not in text.lower()
+    assert text.endswith("list; it will not mail you again.\n")
+    assert "\n-- \n" in text  # signature separator
+
+
+def test_passing_verdict() -> None:
+    data = example("pass")
+    first = render(data["result"], data["series"], CTX, data["arches"]).split("\n\n")[0]
+    assert " ".join(first.split()) == "mm-review-bot: v4 applied, built on x86_64/arm64, boot + reclaim stress PASS"
+
+
+def test_fresh_revision_says_what_did_not_run() -> None:
+    text = render(fresh(), SERIES, CTX, ["x86_64", "arm64"])
+    assert text.startswith("mm-review-bot: v2 not applied (apply not run), not built, not booted\n")
+    assert "  build     x86_64  not run\n" in text
+    assert "compiler/config: not built" in text
+    assert "New compiler warnings: not checked (not built)." in text
+    assert "Boot and reclaim stress: not run." in text
+    assert "walk exits: not compared (walkdiff not run)" in text
+    assert "bot check '<c@x>'" in text
+
+
+def test_new_warnings_grouped_by_patch_with_arrows() -> None:
+    data = example("new-warnings")
+    text = render(data["result"], data["series"], CTX, data["arches"])
+    assert "2 new warnings" in text.split("\n\n")[0].replace("\n", " ")
+    section = text[text.index("New compiler warnings (2)"):]
+    assert section.splitlines()[2:5] == [
+        "[PATCH v4 3/4] mm: Support batched unmap for lazyfree large folios",
+        "during reclamation",
+        ">> mm/rmap.c:1873:17: warning: unused variable 'nr_pages' [-Wunused-variable]",
+    ]
+    assert "[x86_64 only]" in section  # the second warning was not seen on arm64
+    assert report.blamed_patch(data["result"]) == 3
+
+
+def test_stress_failure_and_walk_exit_change() -> None:
+    data = example("stress-failure")
+    text = render(data["result"], data["series"], CTX, data["arches"])
+    assert "reclaim stress FAIL on x86_64" in text.split("\n\n")[0].replace("\n", " ")
+    assert "  x86_64  lazyfree-reclaim                 FAIL\n    folio 0xffffea0004a1c000" in text
+    assert "    RIP: 0010:try_to_unmap_one+0x6c4/0x8f0\n" in text  # the excerpt verbatim, indented
+    assert "try_to_unmap_one(): walk exits v1 -> v2\n  ~ goto walk_done   if (nr_pages > 1)" in text
+    assert "  build     arm64   not run" in text
+    assert report.blamed_patch(data["result"]) is None  # a stress failure belongs to the series
+
+
+def test_walk_exits_unchanged_since_previous() -> None:
+    data = example("stress-failure")["result"]
+    for f in data["stages"]["walkdiff"]["functions"]:
+        for e in f["exits"]:
+            e["change"] = "unchanged"
+    assert view(data, SERIES, CTX)["walkdiff"] == "walk exits unchanged since v1"
+
+
+def test_unknown_and_missing_keys_are_tolerated() -> None:
+    data = fresh()
+    data["stages"]["build"] = {"x86_64": {"status": "failed", "detail": "make failed", "new_warnings": "garbage",
+                                          "seconds": "soon", "surprise": {"a": 1}},
+                               "riscv": {"status": "ok", "detail": "?"}, "arm64": "not a dict"}
+    data["stages"]["boot"] = {"x86_64": {"status": "ok", "detail": "", "findings": [{"excerpt": None}, "junk"]}}
+    data["stages"]["stress"] = {"x86_64": {"status": "error", "detail": "qemu died", "scenarios": [{}]}}
+    text = render(data, {}, CTX)
+    first = " ".join(text.split("\n\n")[0].split())
+    assert "build FAILED on x86_64" in first and "built on riscv" in first
+    assert "  build x86_64:\n    make failed" in text
+    assert "reclaim stress error on x86_64" in first
+
+
+def test_digest_ignores_timings_but_not_verdicts() -> None:
+    data = example("pass")["result"]
+    same = copy.deepcopy(data)
+    same["stages"]["build"]["x86_64"]["seconds"] = 1.0
+    same["stages"]["report"] = {"status": "ok", "detail": "sent"}
+    assert verdict_digest({"slug": "s"}, data) == verdict_digest({"slug": "s"}, same)
+    worse = copy.deepcopy(data)
+    worse["stages"]["stress"]["arm64"]["scenarios"][1]["verdict"] = "fail"
+    assert verdict_digest({"slug": "s"}, data) != verdict_digest({"slug": "s"}, worse)
+    assert verdict_digest({"slug": "s"}, data) != verdict_digest({"slug": "t"}, data)
+
+
+def test_templates_are_strict() -> None:
+    env = report.environment()
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ no_such_key }}").render()
+    with pytest.raises(jinja2.UndefinedError):  # every template only uses what view() provides
+        env.get_template("review.txt.j2").render(**{k: v for k, v in view(fresh(), SERIES, CTX).items()
+                                                    if k != "walkdiff"})
+
+
+def test_footer_without_operator() -> None:
+    assert "Questions, false positives: reply to this message." in render(fresh(), SERIES, Context())
