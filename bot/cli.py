@@ -76,6 +76,35 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_post(args: argparse.Namespace) -> int:
+    from bot import post
+
+    cfg = configmod.load(args.config)
+    stage, result, _ = post.post(cfg, args.msgid, force=args.force)
+    print(f"v{result.version}: {stage.status}: {stage.detail}")
+    return 3 if stage.status == "error" else 0
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from bot import daemon
+
+    cfg = configmod.load(args.config)
+    return daemon.main(cfg, once=args.once)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from bot import status
+
+    cfg = configmod.load(args.config)
+    data = status.collect(cfg, last=args.last)
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        status.render(data, Console())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bot", description="The mm review bot.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -92,6 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--config", type=Path, help="config file (default: $BOT_CONFIG, then ./config.toml)")
     setup.add_argument("--refresh", action="store_true", help="look for a newer base (Debian package or git)")
     setup.set_defaults(func=cmd_setup)
+    post = sub.add_parser("post", help="send the review reply the outbox holds for a series (per [report] mode)")
+    post.add_argument("msgid", help="Message-ID (cover letter or a patch: picks the revision), or a lore URL")
+    post.add_argument("--config", type=Path, help="config file (default: $BOT_CONFIG, then ./config.toml)")
+    post.add_argument("--force", action="store_true", help="send even if already sent, held or unconfirmed")
+    post.set_defaults(func=cmd_post)
+    daemon = sub.add_parser("daemon", help="poll the list and review each new mm revision once (see bot/daemon.py)")
+    daemon.add_argument("--config", type=Path, help="config file (default: $BOT_CONFIG, then ./config.toml)")
+    daemon.add_argument("--once", action="store_true", help="one round, then exit (what cron runs)")
+    daemon.set_defaults(func=cmd_daemon)
+    status = sub.add_parser("status", help="the daemon's queue, running stage and last results")
+    status.add_argument("--config", type=Path, help="config file (default: $BOT_CONFIG, then ./config.toml)")
+    status.add_argument("--json", action="store_true", help="print it as one JSON document on stdout")
+    status.add_argument("-n", "--last", type=int, default=10, help="how many recent results (default 10)")
+    status.set_defaults(func=cmd_status)
     return parser
 
 

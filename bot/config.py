@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.errors import UsageError
 
+KEY_ALIASES = {("report", "from"): "sender"}
 STAGES = ("fetch", "apply", "build", "boot", "walkdiff", "report")
 ARCHES = ("x86_64", "arm64")
 
@@ -66,11 +67,100 @@ class WalkdiffConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """[report]: how the review summary is posted. Opt-in: nothing is mailed unless mode says so."""
+
+    mode: str = "dry-run"  # "dry-run" (outbox only) | "author" (To the author + cc) | "list" (also Cc the list)
+    sender: str = "mm-review-bot <mm-review-bot@localhost>"  # the From: ("from" is a Python keyword)
+    operator: str = ""  # how to reach whoever runs the bot (an address or URL), shown in every reply
+    list_address: str = "linux-mm@kvack.org"  # Cc'd in list mode only
+    cc: list[str] = field(default_factory=list)
+    optout: list[str] = field(default_factory=list)  # addresses or fnmatch patterns never mailed
+    max_per_hour: int = 20  # replies sent per rolling hour, all series together; the rest stay queued
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_timeout: float = 30.0  # seconds per SMTP connection/command
+    smtp_retries: int = 3  # extra attempts after a temporary SMTP failure
+    smtp_backoff: float = 2.0  # seconds before the first retry, doubled each time
+    reconcile_grace: float = 3600.0  # seconds an unconfirmed "sending" waits for the archive before a resend
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("dry-run", "author", "list"):
+            raise UsageError(f"config: [report] mode must be dry-run, author or list, not {self.mode!r}")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    kasan: bool = False  # add bot/kconfig/kasan.config (slower build and boot; catches more)
+    jobs: int = 0  # make -j; 0 = number of CPUs
+    timeout: float = 3600.0  # seconds per make invocation (a cold build is ~6 min per arch on 2 cores)
+    memory_max_mib: int = 8192  # memory limit of the sandboxed make; 0 = none
+    ccache: str = "ccache"  # command; "" to build without it
+    cross_compile_x86_64: str = ""  # CROSS_COMPILE prefix; "" = native gcc
+    cross_compile_arm64: str = "aarch64-linux-gnu-"  # Debian package gcc-aarch64-linux-gnu
+
+
+@dataclass(frozen=True)
+class BootConfig:
+    """[boot]: QEMU boot of each built kernel with the stress initramfs (bot/boot.py)."""
+
+    memory_mib: int = 1024  # guest RAM
+    smp: int = 2  # guest vCPUs
+    timeout_x86_64: float = 600.0  # wall clock per boot, seconds (TCG: a clean run takes ~1-2 min)
+    timeout_arm64: float = 600.0
+    kasan_timeout_factor: float = 3.0  # timeouts are multiplied by this when [build] kasan = true
+    accel: str = "auto"  # "auto" (KVM for x86_64 when /dev/kvm works, else TCG) | "tcg" | "kvm"
+    qemu_x86_64: str = "qemu-system-x86_64"  # Debian package qemu-system-x86
+    qemu_arm64: str = "qemu-system-aarch64"  # Debian package qemu-system-arm
+    cmdline: str = ""  # appended to the kernel command line
+
+
+@dataclass(frozen=True)
+class StressConfig:
+    """[stress]: the reclaim scenarios run by the stress /init inside the VM (bot/stress/stress.c)."""
+
+    scenarios: list[str] = field(
+        default_factory=lambda: ["lazyfree-pageout", "lazyfree-memcg", "pte-table-crossing", "swap-pressure"]
+    )
+    scenario_timeout: int = 120  # seconds per scenario inside the VM (alarm())
+    lazyfree_mib: int = 32  # lazyfree-pageout region
+    memcg_mib: int = 32  # lazyfree-memcg region
+    swap_mib: int = 96  # swap-pressure: dirty anon memory written and read back
+    memcg_max_mib: int = 48  # swap-pressure: memory.max of its cgroup
+    zram_mib: int = 256  # zram swap device size
+    crossing_rounds: int = 8  # pte-table-crossing rounds (fresh page tables each)
+    crossing_slots: int = 64  # pte-table-crossing: straddling folios per round
+    cc_x86_64: str = "gcc"  # compiler for the static stress program
+    cc_arm64: str = "aarch64-linux-gnu-gcc"  # Debian gcc-aarch64-linux-gnu + libc6-dev-arm64-cross
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """[daemon]: `bot daemon` polls the list for new mm series and reviews each revision once (bot/daemon.py)."""
+
+    interval: float = 900.0  # seconds between rounds without --once
+    stages: list[str] = field(default_factory=lambda: list(STAGES))  # stages run for each revision
+    arches: list[str] = field(default_factory=lambda: list(ARCHES))
+    lookback_days: int = 2  # the first poll looks this far back; later polls from the newest date seen
+    overlap_days: int = 1  # re-ask this much before the newest date seen (late mail, clock skew)
+    max_pages: int = 10  # search result pages (200 entries each) read per poll
+    backoff: float = 1.0  # seconds before the first poll retry, doubled each time ([lore] retries/timeout apply)
+    max_attempts: int = 3  # tries per revision after operational failures before it is marked failed
+    patterns: list[str] = field(default_factory=list)  # extra mm file patterns (MAINTAINERS F: syntax)
+    maintainers_sections: str = "MEMORY MANAGEMENT"  # sections whose name starts with this are mm
+
+
+@dataclass(frozen=True)
 class Config:
     lore: LoreConfig = field(default_factory=LoreConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     tree: TreeConfig = field(default_factory=TreeConfig)
     walkdiff: WalkdiffConfig = field(default_factory=WalkdiffConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    boot: BootConfig = field(default_factory=BootConfig)
+    stress: StressConfig = field(default_factory=StressConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
     source: Path | None = None  # the file it was read from, if any
 
 
@@ -99,6 +189,8 @@ def _section(cls: type, name: str, data: Any) -> Any:
         raise UsageError(f"config: [{name}] must be a table")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
+    # TOML keys that are Python keywords, spelled as the operator writes them ([report] from = ...).
+    data = {KEY_ALIASES.get((name, k), k): v for k, v in data.items()}
     for key in data:
         if key not in known:
             raise UsageError(f"config: unknown key '{key}' in [{name}] (known: {', '.join(sorted(known))})")

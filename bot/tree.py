@@ -458,5 +458,6 @@ def read_files(config: Config, ref: str, paths: list[str]) -> dict[str, str]:
             blob = commit.tree[path]
         except KeyError:
             continue
-        files[path] = blob.data.decode(errors="replace")
+        if isinstance(blob, pygit2.Blob):
+            files[path] = blob.data.decode(errors="replace")
     return files

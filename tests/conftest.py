@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import email
+import email.policy
 import os
 import re
 import smtplib
@@ -37,35 +40,50 @@ def inbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalInbox]:
     box.stop()
 
 
-class _Deliver:
+class Recorder:
+    """SMTP handler: records every message and delivers it to the archive when the list is a recipient
+    (public-inbox-mda would drop it otherwise). `answer` set to e.g. "451 try later" makes it refuse, as a
+    broken relay would."""
+
     def __init__(self, box: LocalInbox) -> None:
         self.box = box
-        self.received: list[bytes] = []
+        self.received: list[EmailMessage] = []
+        self.answer: str | None = None
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        data = envelope.content  # type: ignore[attr-defined]
-        self.received.append(data)
-        try:
-            await asyncio.to_thread(self.box.deliver, data)
-        except (ValueError, RuntimeError) as e:
-            return f"550 {e}"
-        return "250 delivered to the archive"
+        if self.answer:
+            return self.answer
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)  # type: ignore[attr-defined]
+        assert isinstance(msg, EmailMessage)
+        self.received.append(msg)
+        if self.box.address in " ".join(str(msg.get(h, "")) for h in ("To", "Cc")).lower():
+            await asyncio.to_thread(self.box.deliver, envelope.content)  # type: ignore[attr-defined]
+        return "250 ok"
 
 
-@pytest.fixture(scope="session")
-def smtp(inbox: LocalInbox) -> Iterator[tuple[str, int, _Deliver]]:
-    handler = _Deliver(inbox)
+@contextlib.contextmanager
+def smtp_server(handler: object) -> Iterator[int]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1; yields its port."""
     with socket.socket() as probe:  # aiosmtpd needs a real port up front (it connects to itself)
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
-    yield "127.0.0.1", port, handler
-    controller.stop()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp(inbox: LocalInbox) -> Iterator[tuple[str, int, Recorder]]:
+    handler = Recorder(inbox)
+    with smtp_server(handler) as port:
+        yield "127.0.0.1", port, handler
 
 
 @pytest.fixture
-def post(smtp: tuple[str, int, _Deliver], inbox: LocalInbox) -> Callable[[list[EmailMessage]], None]:
+def post(smtp: tuple[str, int, Recorder], inbox: LocalInbox) -> Callable[[list[EmailMessage]], None]:
     """Send messages through the SMTP server into the archive, as a list would receive them."""
     host, port, _ = smtp
 
