@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_bot, write_config
-from tests.mailgen import AUTHOR, LIST, Patch, Revision, SeriesWriter, rmap_with
+from tests.mailgen import AUTHOR, LIST, Patch, Revision, SeriesWriter
 
 
 def series_dirs(config: Path) -> list[Path]:

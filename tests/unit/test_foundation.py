@@ -90,7 +90,7 @@ diff --git a/mm/rmap.c b/mm/rmap.c
 +c
  d
 \\ No newline at end of file
--- 
+--\x20
 2.39.5
 """
 
