@@ -26,7 +26,8 @@ _FUNC = re.compile(r"(?:RIP: \d+:|pc : |\bin |\bat )([A-Za-z_][A-Za-z0-9_.]*)\+0
 # (kind, pattern) in priority order: the first pattern that matches a line decides its kind.
 _KINDS: list[tuple[str, re.Pattern[str]]] = [
     ("panic", re.compile(r"Kernel panic - not syncing: ?(.*)")),
-    ("kasan", re.compile(r"BUG: KASAN: ([\w-]+) in ([A-Za-z_][\w.]*)")),
+    # without CONFIG_KALLSYMS (tinyconfig) the function is a raw address: "in 0xffffffff8138a063"
+    ("kasan", re.compile(r"BUG: KASAN: ([\w-]+) in ([A-Za-z_][\w.]*|0x[0-9a-f]+)")),
     ("soft-lockup", re.compile(r"BUG: soft lockup")),
     ("hard-lockup", re.compile(r"Watchdog detected hard LOCKUP|hard LOCKUP on cpu")),
     ("rcu-stall", re.compile(r"rcu: INFO: \S+ (?:self-)?detected stalls?|rcu_\w+ detected stalls")),
@@ -94,7 +95,8 @@ def _function(lines: list[str]) -> str:
 
 def _fingerprint(kind: str, m: re.Match[str], excerpt: list[str]) -> str:
     if kind == "kasan":
-        return f"kasan:{m.group(1)}:{m.group(2).split('.')[0]}"
+        func = "?" if m.group(2).startswith("0x") else m.group(2).split(".")[0]
+        return f"kasan:{m.group(1)}:{func}"
     func = _function(excerpt)
     if kind == "panic":
         return f"panic:{_normalise(m.group(1))[:60]}"

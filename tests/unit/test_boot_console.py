@@ -143,3 +143,14 @@ def test_half_line_and_empty_log() -> None:
     assert console.parse("").findings == []
     con = console.parse("STRESS-BEGIN swap-pressure\nSTRESS swap-pre")
     assert con.running == "swap-pressure" and con.result is None
+
+
+def test_kasan_report_without_kallsyms() -> None:
+    # seen with the bot's tinyconfig-based KASAN kernel (no CONFIG_KALLSYMS) on the buggy v2
+    log = ("==================================================================\n"
+           "BUG: KASAN: use-after-free in 0xffffffff8138a063\n"
+           "Read of size 8 at addr ffff8880024be000 by task init/28\n"
+           "Call Trace:\n <TASK>\n 0xffffffff8157c5e9\n"
+           "==================================================================\n")
+    (f,) = console.parse(log).findings
+    assert f.kind == "kasan" and f.fingerprint == "kasan:use-after-free:?"
