@@ -272,6 +272,15 @@ def _warnings_path(b: Builder, base: str) -> Path:
     return b.cache / "build" / "warnings" / f"{b.arch}-{b.hash}-{base}-v{WARNINGS_FORMAT}.json"
 
 
+def reproduce_command(b: Builder) -> str:
+    """The same build for a developer's own tree (fragments from the bot's bot/kconfig/), without the sandbox."""
+    out = f"build-{b.arch}"
+    make = f"make ARCH={b.spec.karch}" + (f" CROSS_COMPILE={b.cross}" if b.cross else "") + f" O={out}"
+    frags = " ".join(f"bot/kconfig/{f.name}" for f in b.frags)
+    return (f"{make} tinyconfig && ARCH={b.spec.srcarch} scripts/kconfig/merge_config.sh -m -O {out} "
+            f"{out}/.config {frags} && {make} olddefconfig && {make} -j$(nproc) {b.spec.target}")
+
+
 def base_image(b: Builder, base: str) -> Path:
     return _warnings_path(b, base).with_suffix("." + Path(b.spec.image).name)
 
@@ -282,7 +291,7 @@ def base_diagnostics(config: Config, b: Builder, base: str) -> tuple[list[bw.Dia
     Returns (diagnostics, "") or (None, why not). Leaves the tree checked out at `base` if it built.
     """
     path = _warnings_path(b, base)
-    if path.exists():
+    if path.exists() and base_image(b, base).exists():  # an entry without the image predates it: rebuild
         data = json.loads(path.read_text())
         return [bw.Diagnostic.from_json(d) for d in data["diagnostics"]], ""
     kt.switch(config, base)
@@ -329,7 +338,7 @@ def build_revision(config: Config, b: Builder, *, base: str, branch: str, commit
     log_path.write_text("")
     stats0 = b.ccache_stats()
     extra: dict[str, Any] = {"log": str(log_path), "fragments": [f.name for f in b.frags],
-                             "config_hash": b.hash, "build_dir": str(b.dir)}
+                             "config_hash": b.hash, "build_dir": str(b.dir), "command": reproduce_command(b)}
     if b.notes:
         extra["notes"] = list(b.notes)
     conf = b.configure(log_path)

@@ -11,12 +11,14 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from bot import config as configmod
 from bot.errors import BotError, UsageError
+from bot.results import PER_ARCH_STAGES
 
 stderr = Console(stderr=True, highlight=False)
 
@@ -29,6 +31,34 @@ def _arches(text: str | None) -> list[str]:
         if a not in configmod.ARCHES:
             raise UsageError(f"--arch: unknown architecture '{a}' (known: {', '.join(configmod.ARCHES)})")
     return wanted
+
+
+SHORT = {"ok": "ok", "failed": "FAIL", "skipped": "-", "error": "ERR"}
+
+
+def _cell(entry: dict[str, Any], arches: list[str]) -> str:
+    """A stage's status, one word per arch for per-arch stages (x86_64 then arm64)."""
+    if "status" in entry:
+        return SHORT.get(entry["status"], "?")
+    return "/".join(SHORT.get(entry.get(a, {}).get("status", ""), "-") for a in arches)
+
+
+def print_summary(run: Any, stages: list[str], arches: list[str]) -> None:
+    """One row per revision, then each revision's verdict line as the reply would start."""
+    from bot.report import verdict_parts
+
+    shown = [s for s in stages if s != "fetch"] + (["stress"] if "boot" in stages else [])
+    table = Table(title=f"{run.series['subject']}\n{run.series['author']}", title_justify="left")
+    for name in ["rev", "found by", *shown]:
+        table.add_column(name + (f" ({'/'.join(a[:3] for a in arches)})" if name in PER_ARCH_STAGES else ""))
+    for r in run.revisions:
+        fetch = r.stages["fetch"]
+        table.add_row(f"v{r.version}", ", ".join(r.found_by) if fetch["status"] == "ok" else fetch["detail"],
+                      *(_cell(r.stages.get(name, {}), arches) for name in shown))
+    Console().print(table)
+    for r in run.revisions:
+        if r.stages["fetch"]["status"] == "ok":
+            Console().print(f"v{r.version}: " + ", ".join(verdict_parts(r.to_json())))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -48,20 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         json.dump(run.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    table = Table(title=f"{run.series['subject']} — {run.series['author']}", title_justify="left")
-    table.add_column("rev")
-    table.add_column("patches", justify="right")
-    table.add_column("found by")
-    for name in stages:
-        table.add_column(name)
-    for r in run.revisions:
-        cells = []
-        for name in stages:
-            entry = r.stages.get(name, {})
-            cells.append(entry.get("status", "?") if "status" in entry else
-                         " ".join(f"{a}:{v.get('status')}" for a, v in entry.items()))
-        table.add_row(f"v{r.version}", str(len(r.patches)), ", ".join(r.found_by), *cells)
-    Console().print(table)
+    print_summary(run, stages, arches)
     Console().print(f"results: {cfg.paths.patchsets / run.series['slug']}")
     return 0
 

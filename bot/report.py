@@ -88,8 +88,11 @@ def seconds_text(entry: dict[str, Any] | None) -> str:
 
 
 def _command_text(cmd: Any) -> str:
+    """A command to paste; absolute paths (the bot's own files) shortened to their names."""
+    if isinstance(cmd, str):
+        return " ".join(Path(t).name if t.startswith("/") else t for t in cmd.strip().split(" "))
     if isinstance(cmd, list) and all(isinstance(c, str) for c in cmd):
-        return shlex.join(cmd)
+        return shlex.join([Path(c).name if c.startswith("/") else c for c in cmd])
     return _str(cmd).strip()
 
 
@@ -297,7 +300,7 @@ def view(result: dict[str, Any], series: dict[str, Any], ctx: Context, arches: l
     toolchains = []
     for a, e in build.items():
         fragments = [_str(f) for f in _list(e.get("fragments"))]
-        config = _str(e.get("config") or e.get("defconfig"))
+        config = "tinyconfig" if fragments else _str(e.get("defconfig"))  # the fragments go on top of tinyconfig
         toolchains.append({"arch": a, "compiler": _str(e.get("compiler")) or "not recorded",
                            "config": " + ".join([c for c in [config] if c] + fragments) or "not recorded"})
     commands = []

@@ -67,7 +67,7 @@ class FuncModel:
     has_walk_loop: bool = False
     parse_errors: bool = False
     error_line: int = 0  # first line tree-sitter could not parse
-    text: str = ""  # normalised source, to tell changed from unchanged functions
+    text: str = ""  # source with comments, whitespace collapsed, to tell changed from unchanged functions
     path: str = ""
 
     def is_walk(self, functions: list[str], labels: list[str]) -> bool:
@@ -94,6 +94,11 @@ def text_of(node: Node) -> str:
         raw = raw[:s] + b" " + raw[e:]
     out = " ".join(raw.decode(errors="replace").split())
     return out.replace("( ", "(").replace(" )", ")")
+
+
+def source_of(node: Node) -> str:
+    """Source text with comments, whitespace collapsed: a function whose exit comment changed has changed."""
+    return " ".join((node.text or b"").decode(errors="replace").split())
 
 
 def cond_text(cond: Node) -> str:
@@ -217,7 +222,7 @@ class _Extractor:
         body = fn.child_by_field_name("body")
         assert body is not None
         err = _first_error(body)
-        m = FuncModel(name=name, text=text_of(body), calls=_calls_in(body))
+        m = FuncModel(name=name, text=source_of(body), calls=_calls_in(body))
         m.parse_errors, m.error_line = bool(err), err + self.line_base if err else 0
         loops = [n for n in _walk(body) if is_walk_loop(n)]
         m.has_walk_loop = bool(loops)
@@ -531,7 +536,7 @@ def analyse_fragment(text: str, name: str, first_line: int, labels: list[str]) -
         return m
     ex = _Extractor(labels, first_line - 2, fragment=True, synthetic=(len(prefix), len(data)))
     m = ex.model(fn, name)
-    m.text = text_of(fn.child_by_field_name("body") or fn)
+    m.text = source_of(fn.child_by_field_name("body") or fn)
     return m
 
 

@@ -1,67 +1,49 @@
 """Boot real kernels (x86_64, arm64; QEMU TCG here) with the stress /init: a clean kernel passes every scenario.
 
-The kernel is the base of the Debian tree (debian/* branch) built with the bot's kconfig fragments, in a git
-worktree and build dirs under the bot's cache dir (kernel-tree's own checkout is never touched), with ccache:
-a cold build is ~6 min per arch, later runs reuse it. $MM_REVIEW_BOT_BOOT_IMAGE_X86_64 / _ARM64 point the tests
-at an existing image instead.
+The kernel is the base of the Debian tree (debian/* branch) as the build stage builds it (bot.build: sandbox,
+build dir and ccache under the bot's cache dir): a cold build is ~6 min per arch, later runs reuse it.
+$MM_REVIEW_BOT_BOOT_IMAGE_X86_64 / _ARM64 point the tests at an existing image instead.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
+import pygit2
 import pytest
 
-from bot import boot
-from bot.config import Config
-from bot.tree import cache_dir
+from bot import boot, build
+from bot.config import Config, PathsConfig
 from tests.kernel.conftest import KERNEL_TREE, no_tree
 
 pytestmark = pytest.mark.kernel
 
-KCONFIG = Path(__file__).resolve().parents[2] / "bot" / "kconfig"
-ARCH = {  # arch: (make ARCH, merge_config ARCH, CROSS_COMPILE, target, image path)
-    "x86_64": ("x86_64", "x86", "", "bzImage", "arch/x86/boot/bzImage"),
-    "arm64": ("arm64", "arm64", "aarch64-linux-gnu-", "Image", "arch/arm64/boot/Image"),
-}
-
-
-def sh(cmd: list[str] | str, cwd: Path, timeout: float, env: dict[str, str] | None = None) -> None:
-    subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), check=True, timeout=timeout, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
 
 def base_image(arch: str) -> Path:
+    """The base kernel as the build stage builds it (the build dir and ccache tests/kernel/test_build.py uses)."""
     env_image = os.environ.get(f"MM_REVIEW_BOT_BOOT_IMAGE_{arch.upper()}")
     if env_image:
         return Path(env_image)
-    if not (KERNEL_TREE / ".git").exists():
-        no_tree(f"no kernel tree at {KERNEL_TREE}")
-    branches = subprocess.run(["git", "-C", str(KERNEL_TREE), "branch", "--list", "debian/*", "--format=%(refname)"],
-                              capture_output=True, text=True, timeout=60).stdout.split()
-    if not branches:
-        no_tree(f"{KERNEL_TREE} has no debian/* branch")
-    march, sarch, cross, target, image = ARCH[arch]
-    if shutil.which(f"{cross}gcc") is None:
-        pytest.skip(f"{cross}gcc not installed")
-    root = cache_dir() / "boot" / "test-kernel"
-    wt, out = root / "src", root / f"build-{arch}"
-    if not wt.exists():
-        sh(["git", "-C", str(KERNEL_TREE), "worktree", "add", "--detach", str(wt), branches[0]], KERNEL_TREE, 600)
-    make = ["make", f"O={out}", f"ARCH={march}", f"CROSS_COMPILE={cross}", f"CC=ccache {cross}gcc"]
-    env = {**os.environ, "CCACHE_DIR": str(cache_dir() / "ccache")}
-    if not (out / ".config").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        sh([*make, "tinyconfig"], wt, 600, env)
-        frags = [str(KCONFIG / "common.config"), str(KCONFIG / f"{arch}.config")]
-        sh(["scripts/kconfig/merge_config.sh", "-m", "-O", str(out), str(out / ".config"), *frags], wt, 600,
-           {**env, "ARCH": sarch, "CROSS_COMPILE": cross})
-        sh([*make, "olddefconfig"], wt, 600, env)
-    sh([*make, f"-j{os.cpu_count() or 2}", target], wt, 3600, env)
-    return out / image
+    try:
+        repo = pygit2.Repository(str(KERNEL_TREE))
+    except pygit2.GitError:
+        no_tree(f"no kernel tree at {KERNEL_TREE}: run `bot setup`")
+    bases = sorted(b for b in repo.branches.local if b.startswith("debian/"))
+    if not bases:
+        no_tree(f"{KERNEL_TREE} has no debian/* branch: run `bot setup`")
+    head = repo.head.name if not repo.head_is_detached else str(repo.head.target)
+    cfg = Config(paths=PathsConfig(kernel_tree=KERNEL_TREE))
+    b = build.Builder(cfg, arch, KERNEL_TREE)
+    base = str(repo.revparse_single(bases[-1]).id)
+    try:
+        diags, why = build.base_diagnostics(cfg, b, base)
+    finally:
+        subprocess.run(["git", "-C", str(KERNEL_TREE), "checkout", "-q", head.removeprefix("refs/heads/")],
+                       check=True, timeout=600)
+    assert diags is not None, why
+    return build.base_image(b, base)
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])

@@ -18,10 +18,11 @@ import pytest
 from bot import apply, build, testseries
 from bot.config import Config, PathsConfig
 from bot.results import PatchInfo, RevisionResult
+from tests.kernel.conftest import KERNEL_TREE, no_tree
 
 pytestmark = pytest.mark.kernel
 
-TREE = Path(os.environ.get("MM_REVIEW_BOT_KERNEL_TREE", "/work/main/kernel-tree"))
+TREE = KERNEL_TREE
 ARCHES = os.environ.get("MM_REVIEW_BOT_ARCHES", "x86_64,arm64").split(",")  # e.g. one arch at a time
 
 
@@ -35,12 +36,12 @@ def cfg(tmp_path_factory):
     try:
         repo = pygit2.Repository(str(TREE))
     except (pygit2.GitError, KeyError):
-        pytest.skip(f"no kernel tree at {TREE}: run `bot setup` (or set MM_REVIEW_BOT_KERNEL_TREE)")
+        no_tree(f"no kernel tree at {TREE}: run `bot setup` (or set MM_REVIEW_BOT_KERNEL_TREE)")
     if not any(b.startswith("debian/") for b in repo.branches.local):
-        pytest.skip(f"{TREE} has no debian/* branch: run `bot setup`")
+        no_tree(f"{TREE} has no debian/* branch: run `bot setup`")
     for tool in ("bwrap", "gcc", "aarch64-linux-gnu-gcc", "make", "flex", "bison", "bc"):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+            no_tree(f"{tool} is not installed (make test installs it)")
     head = repo.head.name if not repo.head_is_detached else str(repo.head.target)
     yield Config(paths=PathsConfig(kernel_tree=TREE, patchsets=tmp_path_factory.mktemp("patchsets")))
     git("reset", "-q", "--hard")

@@ -55,7 +55,7 @@ def test_prose_wrapped_at_72_code_and_logs_not(name: str) -> None:
 def test_passing_verdict() -> None:
     data = example("pass")
     first = render(data["result"], data["series"], CTX, data["arches"]).split("\n\n")[0]
-    assert " ".join(first.split()) == "mm-review-bot: v4 applied, built on x86_64/arm64, boot + reclaim stress PASS"
+    assert " ".join(first.split()) == "mm-review-bot: v3 applied, built on x86_64/arm64, boot + reclaim stress PASS"
 
 
 def test_fresh_revision_says_what_did_not_run() -> None:
@@ -69,29 +69,58 @@ def test_fresh_revision_says_what_did_not_run() -> None:
     assert "bot check '<c@x>'" in text
 
 
+FINDING = {
+    "kind": "warning",
+    "first_line": "WARNING: CPU: 2 PID: 61 at mm/rmap.c:1912 try_to_unmap_one+0x6c4/0x8f0",
+    "fingerprint": "WARNING:mm/rmap.c:try_to_unmap_one",
+    "excerpt": "------------[ cut here ]------------\nWARNING: CPU: 2 PID: 61 at mm/rmap.c:1912 try_to_unmap_one+0x6c4/0x8f0\n"
+               "RIP: 0010:try_to_unmap_one+0x6c4/0x8f0\nCall Trace:\n <TASK>\n rmap_walk_anon+0x11e/0x230\n </TASK>",
+    "preexisting": False,
+}
+
+
 def test_new_warnings_grouped_by_patch_with_arrows() -> None:
-    data = example("new-warnings")
+    data = example("new-warnings")  # the demo's real v4: an unused variable added by patch 3
     text = render(data["result"], data["series"], CTX, data["arches"])
-    assert "2 new warnings" in text.split("\n\n")[0].replace("\n", " ")
-    section = text[text.index("New compiler warnings (2)"):]
+    assert "1 new warning" in text.split("\n\n")[0].replace("\n", " ")
+    section = text[text.index("New compiler warnings (1)"):]
     assert section.splitlines()[2:5] == [
-        "[PATCH v4 3/4] mm: Support batched unmap for lazyfree large folios",
-        "during reclamation",
-        ">> mm/rmap.c:1873:17: warning: unused variable 'nr_pages' [-Wunused-variable]",
+        "[PATCH v4 3/3] mm/rmap: use walk_abort when an mlocked folio crosses a",
+        "page table",
+        ">> mm/rmap.c:2002: unused variable 'crossed' [-Wunused-variable]",
     ]
-    assert "[x86_64 only]" in section  # the second warning was not seen on arm64
+    assert "only]" not in section  # seen on both arches
     assert report.blamed_patch(data["result"]) == 3
 
 
-def test_stress_failure_and_walk_exit_change() -> None:
-    data = example("stress-failure")
+def test_a_warning_seen_on_one_arch_says_so() -> None:
+    data = example("new-warnings")
+    x86 = data["result"]["stages"]["build"]["x86_64"]
+    x86["new_warnings"].append({"file": "mm/rmap.c", "line": 1790, "message": "'f' defined but not used",
+                                "kind": "warning", "patch": 3})
     text = render(data["result"], data["series"], CTX, data["arches"])
-    assert "reclaim stress FAIL on x86_64" in text.split("\n\n")[0].replace("\n", " ")
-    assert "  x86_64  lazyfree-reclaim                 FAIL\n    folio 0xffffea0004a1c000" in text
-    assert "    RIP: 0010:try_to_unmap_one+0x6c4/0x8f0\n" in text  # the excerpt verbatim, indented
-    assert "try_to_unmap_one(): walk exits v1 -> v2\n  ~ goto walk_done   if (nr_pages > 1)" in text
-    assert "  build     arm64   not run" in text
+    assert "2 new warnings" in text.split("\n\n")[0].replace("\n", " ")
+    assert ">> mm/rmap.c:1790: 'f' defined but not used [x86_64 only]" in text
+
+
+def test_stress_failure_and_walk_exit_change() -> None:
+    data = example("stress-failure")  # the demo's real v2: the re-injected out-of-bounds batched unmap
+    text = render(data["result"], data["series"], CTX, data["arches"])
+    first = text.split("\n\n")[0].replace("\n", " ")
+    assert "reclaim stress FAIL on x86_64" in first and "reclaim stress FAIL on arm64" in first
+    assert "  x86_64  pte-table-crossing               FAIL\n    mlocked pages past a page-table boundary" in text
+    assert ("try_to_unmap_one(): walk exits v1 -> v2\n  ~ goto walk_done   if (nr_pages == folio_nr_pages(folio))\n"
+            "      ->   if (nr_pages > 1)") in text
     assert report.blamed_patch(data["result"]) is None  # a stress failure belongs to the series
+
+
+def test_console_finding_excerpt_verbatim_and_missing_arch() -> None:
+    data = example("stress-failure")
+    data["result"]["stages"]["boot"]["x86_64"]["findings"] = [FINDING]
+    del data["result"]["stages"]["build"]["arm64"]
+    text = render(data["result"], data["series"], CTX, data["arches"])
+    assert "    RIP: 0010:try_to_unmap_one+0x6c4/0x8f0\n" in text  # the excerpt verbatim, indented
+    assert "  build     arm64   not run" in text
 
 
 def test_walk_exits_unchanged_since_previous() -> None:

@@ -445,3 +445,24 @@ def test_v4_patch1_else_if_is_negated(v4: StageResult) -> None:
     aborts = [e["after"]["condition"] for e in fn(v4)["exits"] if e["after"] and e["target"] == "walk_abort"]
     assert "folio_test_dirty(folio) && !(vma->vm_flags & VM_DROPPABLE)" in aborts
     assert "!(folio_test_dirty(folio) && !(vma->vm_flags & VM_DROPPABLE)) && ref_count != 1 + map_count" in aborts
+
+
+def test_comment_only_change_above_an_exit_is_a_change() -> None:
+    before = """static bool try_to_unmap_one(struct folio *folio)
+{
+\twhile (page_vma_mapped_walk(&pvmw)) {
+\t\t/* We batched the whole folio. */
+\t\tif (nr_pages == folio_nr_pages(folio))
+\t\t\tgoto walk_done;
+\t}
+walk_done:
+\treturn true;
+}
+"""
+    after = before.replace("/* We batched the whole folio. */", "/* We batched the whole folio; never past a table. */")
+    stage = walkdiff_tree({"mm/rmap.c": before}, {"mm/rmap.c": after}, WalkdiffConfig())
+    assert stage.status == "ok", stage.detail
+    (ex,) = stage.extra["functions"][0]["exits"]
+    assert ex["change"] == "changed" and ex["before"]["condition"] == ex["after"]["condition"]
+    assert ex["before"]["comment"] == "We batched the whole folio."
+    assert ex["after"]["comment"] == "We batched the whole folio; never past a table."
