@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
-import pygit2
 import pytest
 
 from bot import apply, build, testseries
 from bot.config import Config, PathsConfig
 from bot.results import PatchInfo, RevisionResult
-from tests.kernel.conftest import KERNEL_TREE, no_tree
+from tests.kernel.conftest import KERNEL_TREE, no_tree, restored_tree
 
 pytestmark = pytest.mark.kernel
 
@@ -26,28 +24,13 @@ TREE = KERNEL_TREE
 ARCHES = os.environ.get("MM_REVIEW_BOT_ARCHES", "x86_64,arm64").split(",")  # e.g. one arch at a time
 
 
-def git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(TREE), *args], capture_output=True, text=True, check=True,
-                          timeout=600).stdout
-
-
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    try:
-        repo = pygit2.Repository(str(TREE))
-    except (pygit2.GitError, KeyError):
-        no_tree(f"no kernel tree at {TREE}: run `bot setup` (or set MM_REVIEW_BOT_KERNEL_TREE)")
-    if not any(b.startswith("debian/") for b in repo.branches.local):
-        no_tree(f"{TREE} has no debian/* branch: run `bot setup`")
     for tool in ("bwrap", "gcc", "aarch64-linux-gnu-gcc", "make", "flex", "bison", "bc"):
         if shutil.which(tool) is None:
             no_tree(f"{tool} is not installed (make test installs it)")
-    head = repo.head.name if not repo.head_is_detached else str(repo.head.target)
-    yield Config(paths=PathsConfig(kernel_tree=TREE, patchsets=tmp_path_factory.mktemp("patchsets")))
-    git("reset", "-q", "--hard")
-    git("checkout", "-q", head.removeprefix("refs/heads/"))
-    for b in git("branch", "--format=%(refname:short)", "--list", "review/pytest-build/*").split():
-        git("branch", "-q", "-D", b)
+    with restored_tree("review/pytest-build/*"):
+        yield Config(paths=PathsConfig(kernel_tree=TREE, patchsets=tmp_path_factory.mktemp("patchsets")))
 
 
 @pytest.fixture(scope="module")

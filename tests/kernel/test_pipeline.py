@@ -4,33 +4,26 @@ fetched from the test public-inbox, applied, and walk exits diffed revision agai
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
-import pygit2
 import pytest
 
 from bot import testseries
 from tests.conftest import run_bot, write_config
-from tests.kernel.conftest import KERNEL_TREE, no_tree
+from tests.kernel.conftest import KERNEL_TREE, git, restored_tree
 
 pytestmark = pytest.mark.kernel
-
-
-def git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(KERNEL_TREE), *args], capture_output=True, text=True, check=True,
-                          timeout=300).stdout
 
 
 @pytest.fixture(scope="module")
 def run(inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """v1..v5 posted to the archive, then `bot check <v3 cover> --stages fetch,apply,walkdiff --json`."""
-    try:
-        repo = pygit2.Repository(str(KERNEL_TREE))
-    except pygit2.GitError:
-        no_tree(f"no kernel tree at {KERNEL_TREE}: run `bot setup`")
-    head = repo.head.name if not repo.head_is_detached else str(repo.head.target)
+    with restored_tree("review/*"):
+        yield from _check(inbox, tmp_path_factory)
+
+
+def _check(inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("pipeline")
     generated = testseries.generate(KERNEL_TREE, work / "series")
     for g in generated:
@@ -41,10 +34,6 @@ def run(inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
                    cwd=work, timeout=900)
     assert proc.returncode == 0, proc.stderr
     yield {"out": json.loads(proc.stdout), "generated": generated, "work": work}
-    git("reset", "-q", "--hard")
-    git("checkout", "-q", head.removeprefix("refs/heads/"))
-    for b in git("branch", "--format=%(refname:short)", "--list", "review/*").split():
-        git("branch", "-q", "-D", b)
 
 
 def rev(run: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -7,42 +7,25 @@ deleted again, and HEAD is put back where it was.
 from __future__ import annotations
 
 import re
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
-import pygit2
 import pytest
 
 from bot import apply, testseries
 from bot.config import Config, PathsConfig
 from bot.testseries import CLARIFIED_EXIT, EXIT_COMMENT, TTU, Edit, PatchSpec, RevisionSpec
-from tests.kernel.conftest import KERNEL_TREE, no_tree
+from tests.kernel.conftest import KERNEL_TREE, git, restored_tree
 
 pytestmark = pytest.mark.kernel
 
 TREE = KERNEL_TREE
 
 
-def git(*args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(TREE), *args], capture_output=True, text=True, check=True, timeout=300
-    ).stdout
-
-
 @pytest.fixture(scope="module")
-def cfg() -> Config:
-    try:
-        repo = pygit2.Repository(str(TREE))
-    except (pygit2.GitError, KeyError):
-        no_tree(f"no kernel tree at {TREE}: run `bot setup` (or set MM_REVIEW_BOT_KERNEL_TREE)")
-    if not any(b.startswith("debian/") for b in repo.branches.local):
-        no_tree(f"{TREE} has no debian/* branch: run `bot setup`")
-    head = repo.head.name if not repo.head_is_detached else str(repo.head.target)
-    yield Config(paths=PathsConfig(kernel_tree=TREE))
-    git("reset", "-q", "--hard")
-    git("checkout", "-q", head.removeprefix("refs/heads/"))
-    for b in git("branch", "--format=%(refname:short)", "--list", "review/pytest/*").split():
-        git("branch", "-q", "-D", b)
+def cfg() -> Iterator[Config]:
+    with restored_tree("review/pytest/*"):
+        yield Config(paths=PathsConfig(kernel_tree=TREE))
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,8 @@ FINDING = {
     "kind": "warning",
     "first_line": "WARNING: CPU: 2 PID: 61 at mm/rmap.c:1912 try_to_unmap_one+0x6c4/0x8f0",
     "fingerprint": "WARNING:mm/rmap.c:try_to_unmap_one",
-    "excerpt": "------------[ cut here ]------------\nWARNING: CPU: 2 PID: 61 at mm/rmap.c:1912 try_to_unmap_one+0x6c4/0x8f0\n"
+    "excerpt": "------------[ cut here ]------------\n"
+               "WARNING: CPU: 2 PID: 61 at mm/rmap.c:1912 try_to_unmap_one+0x6c4/0x8f0\n"
                "RIP: 0010:try_to_unmap_one+0x6c4/0x8f0\nCall Trace:\n <TASK>\n rmap_walk_anon+0x11e/0x230\n </TASK>",
     "preexisting": False,
 }
