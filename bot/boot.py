@@ -15,6 +15,7 @@ QEMU is called here and only here, always with a timeout; the whole console goes
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -267,6 +268,13 @@ def base_cache_path(arch: str, base: str, key: str) -> Path:
     return cache_dir() / "boot" / "base" / f"{arch}-{base}-{key}-v{BASE_FORMAT}.json"
 
 
+def base_key(config: Config, config_hash: str) -> str:
+    """What the base boot's findings depend on: kernel config, stress program and settings, VM and cmdline."""
+    parts = [config_hash, stress.source_hash(""), json.dumps(stress_settings(config), sort_keys=True),
+             config.boot.cmdline, str(config.boot.memory_mib), str(config.boot.smp)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
 def base_fingerprints(config: Config, arch: str, base: str | None, image: str | None, key: str,
                       work: Path) -> set[str] | None:
     """Fingerprints the base kernel shows, booted once per arch+base+config (cached); None if unknown."""
@@ -303,7 +311,7 @@ def run_stage(config: Config, series: dict[str, Any], result: RevisionResult, re
         work = rdir / "boot"
         b = boot_kernel(config, arch, Path(image), log_path, work)
         # a base image is only there if the build stage keeps one (extra "base_image"); else preexisting=None
-        key = str(built.extra.get("config_hash", "")) + stress.source_hash("")
+        key = base_key(config, str(built.extra.get("config_hash", "")))
         base = base_fingerprints(config, arch, result.base.commit, built.extra.get("base_image"), key, work)
         boot = boot_result(b, base)
         if base is None:

@@ -7,10 +7,16 @@ out-of-bounds batched unmap, v3 fixing it, v4 adding a warning, v5 not applying)
 thread of "mm: batched unmap lazyfree large folios" when ../shared/lore has it. Then it runs
 `bot check <v3>` with every stage that exists, and leaves the results in patchsets/.
 Safe to rerun: the archive is made anew each time under .cache/demo/.
+
+    scripts/demo.py [--kasan] [--arch x86_64,arm64] [--stages ...]
+
+--kasan builds with [build] kasan = true and keeps its results apart, in .cache/demo/patchsets-kasan/
+(the KASAN images that bench/detect.py boots); --arch and --stages are passed to `bot check`.
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -26,7 +32,13 @@ SHARED_THREAD = ROOT.parent / "shared" / "lore" / "barry-lazyfree-v4.mbox"
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kasan", action="store_true", help="build with KASAN; results in .cache/demo/patchsets-kasan")
+    ap.add_argument("--arch", help="passed to bot check")
+    ap.add_argument("--stages", help="passed to bot check")
+    args = ap.parse_args()
     work = ROOT / ".cache" / "demo"
+    patchsets = work / "patchsets-kasan" if args.kasan else ROOT / "patchsets"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     missing = LocalInbox.available()
@@ -42,17 +54,22 @@ def main() -> int:
     url = inbox.serve()
     try:
         config = work / "config.toml"
-        config.write_text(
+        text = (
             "# written by scripts/demo.py: the shipped config.toml, pointed at the local archive\n"
             + (ROOT / "config.toml").read_text().replace('url = "https://lore.kernel.org"', f'url = "{url}"')
-            .replace('patchsets = "patchsets"', f'patchsets = "{ROOT / "patchsets"}"')
+            .replace('patchsets = "patchsets"', f'patchsets = "{patchsets}"')
             .replace('kernel_tree = "kernel-tree"', f'kernel_tree = "{ROOT / "kernel-tree"}"')
             .replace('cache = ".cache"', f'cache = "{work / "cache"}"')
         )
+        if args.kasan:
+            assert "\nkasan = false " in text, "config.toml: [build] kasan line not found"
+            text = text.replace("\nkasan = false ", "\nkasan = true  ")
+        config.write_text(text)
         v3 = next(g for g in generated if g.kind == "fix")
         print(f"demo: archive at {url}/linux-mm/ ; reviewing <{v3.cover_msgid}> and every revision of its series",
               flush=True)
         cmd = [str(ROOT / ".venv" / "bin" / "bot"), "check", v3.cover_msgid, "--config", str(config), "--refetch"]
+        cmd += [f"--{k}={v}" for k, v in (("arch", args.arch), ("stages", args.stages)) if v]
         print("demo: $ " + " ".join(cmd), flush=True)
         return subprocess.run(cmd, timeout=3600).returncode
     finally:

@@ -118,6 +118,11 @@ def config(tmp_path: Path, inbox: LocalInbox) -> Path:
     return write_config(tmp_path / "config.toml", inbox.url)  # type: ignore[attr-defined]
 
 
-def run_bot(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "BOT_CONFIG"}
-    return subprocess.run([BOT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+def bot_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment for a `bot` subprocess: without $BOT_CONFIG, plus `extra`."""
+    return {k: v for k, v in os.environ.items() if k != "BOT_CONFIG"} | (extra or {})
+
+
+def run_bot(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BOT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=bot_env(env))

@@ -10,7 +10,6 @@ import email.policy
 import email.utils
 import gzip
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -25,7 +24,7 @@ import pytest
 
 from bot.localinbox import LocalInbox
 from bot.lore import split_mbox
-from tests.conftest import BOT, Recorder, smtp_server
+from tests.conftest import BOT, Recorder, bot_env, run_bot, smtp_server
 from tests.mailgen import Patch, Revision, SeriesWriter, rmap_with
 
 KERNEL_TREE = Path(__file__).resolve().parents[2] / "kernel-tree"
@@ -71,15 +70,12 @@ def daemon_config(tmp_path: Path, url: str, port: int, kernel_tree: Path | str =
 
 def bot(config: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
         ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k != "BOT_CONFIG"}
-    return subprocess.run([BOT, *args, "--config", str(config)], cwd=config.parent, capture_output=True, text=True,
-                          timeout=timeout, env=base | (env or {}))
+    return run_bot(*args, "--config", str(config), cwd=config.parent, timeout=timeout, env=env)
 
 
 def spawn(config: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    base = {k: v for k, v in os.environ.items() if k != "BOT_CONFIG"}
     return subprocess.Popen([BOT, *args, "--config", str(config)], cwd=config.parent, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=base | env)
+                            stderr=subprocess.PIPE, text=True, env=bot_env(env))
 
 
 def status(config: Path) -> dict:

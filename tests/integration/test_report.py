@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import socket
 import sqlite3
 import subprocess
@@ -22,7 +21,7 @@ import pytest
 
 from bot.localinbox import LocalInbox
 from bot.lore import split_mbox
-from tests.conftest import BOT, Recorder, smtp_server, write_config
+from tests.conftest import Recorder, run_bot, smtp_server, write_config
 from tests.mailgen import Patch, Revision, SeriesWriter, rmap_with
 
 
@@ -54,10 +53,9 @@ def report_config(tmp_path: Path, inbox: LocalInbox, port: int, mode: str, **ext
     return path
 
 
-def bot(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k != "BOT_CONFIG"}
-    return subprocess.run([BOT, *args, "--config", str(config)], cwd=config.parent, capture_output=True, text=True,
-                          timeout=300, env=base | (env or {}))
+def bot(config: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+        ) -> subprocess.CompletedProcess[str]:
+    return run_bot(*args, "--config", str(config), cwd=config.parent, timeout=timeout, env=env)
 
 
 def check(config: Path, msgid: str, env: dict[str, str] | None = None) -> dict:

@@ -8,6 +8,7 @@ $MM_REVIEW_BOT_BOOT_IMAGE_X86_64 / _ARM64 point the tests at an existing image i
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest
 
 from bot import boot, build
 from bot.config import Config, PathsConfig
-from tests.kernel.conftest import KERNEL_TREE, no_tree
+from bot.results import Base, RevisionResult, StageResult
+from tests.kernel.conftest import KERNEL_TREE, git, no_tree, restored_tree
 
 pytestmark = pytest.mark.kernel
 
@@ -71,3 +73,59 @@ def test_bogus_init_is_a_failed_boot_with_the_panic(tmp_path: Path) -> None:
     assert res.status == "failed" and res.extra["boot_status"] == "failed", res.detail
     assert any(f["kind"] == "panic" for f in res.extra["findings"]), res.extra["findings"]
     assert boot.stress_result(b).status == "skipped"
+
+
+def _commit_with_line(file: str, function: str, after: str, line: str, message: str) -> None:
+    """Insert `line` after the first line equal to `after` below `function`'s signature in `file`; commit."""
+    path = KERNEL_TREE / file
+    lines = path.read_text().split("\n")
+    start = lines.index(function)
+    lines.insert(lines.index(after, start) + 1, line)
+    path.write_text("\n".join(lines))
+    git("commit", "-q", "-am", message)
+
+
+def _build_head(cfg: Config, base: str, out: Path) -> Path:
+    """Build the checked-out tree as the build stage does (shared build dir, ccache); a copy of the image."""
+    b = build.Builder(cfg, "x86_64", KERNEL_TREE)
+    log = out / "build.log"
+    out.mkdir(parents=True, exist_ok=True)
+    conf = b.configure(log)
+    assert conf is None or conf.ok, conf.output[-3000:]
+    run = b.build(log, build.changed_files(KERNEL_TREE, base, "HEAD"))
+    assert run.ok, run.output[-3000:]
+    return Path(shutil.copy2(b.image(), out / "bzImage"))
+
+
+def test_finding_the_base_shows_too_is_preexisting_and_a_new_one_fails(tmp_path: Path) -> None:
+    """boot.run_stage boots the base image as well: a WARN the base kernel hits under MADV_PAGEOUT is marked
+    pre-existing and does not fail the stress verdict; the WARN the series adds (in reclaim's unmap) does."""
+    cfg = Config(paths=PathsConfig(kernel_tree=KERNEL_TREE, patchsets=tmp_path / "patchsets"))
+    with restored_tree("pytest-preexisting/*") as repo:
+        debian = sorted(b for b in repo.branches.local if b.startswith("debian/"))[-1]
+        git("checkout", "-q", "-b", "pytest-preexisting/base", debian)
+        _commit_with_line("mm/madvise.c", "static long madvise_pageout(struct madvise_behavior *madv_behavior)",
+                          "\t\treturn -EINVAL;", '\tWARN_ONCE(1, "pytest: in the base\\n");',
+                          "base: a WARN under MADV_PAGEOUT")
+        base = git("rev-parse", "HEAD").strip()
+        base_img = _build_head(cfg, base, tmp_path / "base")
+        git("checkout", "-q", "-b", "pytest-preexisting/series")
+        _commit_with_line("mm/rmap.c", "static bool try_to_unmap_one(struct folio *folio, struct vm_area_struct *vma,",
+                          "\t\tpvmw.flags = PVMW_SYNC;", '\tWARN_ONCE(1, "pytest: new in the series\\n");',
+                          "series: a WARN in try_to_unmap_one()")
+        image = _build_head(cfg, base, tmp_path / "series")
+    b = build.Builder(cfg, "x86_64", KERNEL_TREE)
+    result = RevisionResult("m@x", 1, "s", "a", "d", [], [], base=Base(base, "test"))
+    result.set_stage("build", StageResult("ok", "built", {"image": str(image), "base_image": str(base_img),
+                                                          "config_hash": b.hash}), arch="x86_64")
+    boot.run_stage(cfg, {"slug": "pytest-preexisting"}, result, [result], ["x86_64"])
+
+    res, st = result.stage("boot", "x86_64"), result.stage("stress", "x86_64")
+    assert res is not None and st is not None
+    findings = {f["fingerprint"]: f["preexisting"] for f in res.extra["findings"]}
+    # the base's WARN is reported in whatever madvise function madvise_pageout() was inlined into
+    assert len(findings) == 2 and findings.pop("warning:try_to_unmap_one") is False, findings
+    ((where, preexisting),) = findings.items()
+    assert where.startswith("warning:madvise") and preexisting is True, findings
+    assert st.status == "failed" and st.extra["verdict"] == "fail", st.detail
+    assert "try_to_unmap_one" in st.detail and "madvise" not in st.detail, st.detail  # not the series' problem

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot import console
 
 CLEAN = """\
@@ -124,6 +126,17 @@ def test_warning_lockup_and_rcu_stall() -> None:
         "soft-lockup": "soft-lockup:folio_pte_batch",
         "rcu-stall": "rcu-stall:?",
     }
+
+
+@pytest.mark.parametrize("line, fingerprint", [
+    ("WARNING: mm/madvise.c:631 at madvise_pageout_page_range+0x2c/0x1a0, CPU#1: init/1",
+     "warning:madvise_pageout_page_range"),  # the format since 6.19 (kernel/panic.c __warn)
+    ("WARNING: mm/madvise.c:631 at 0xffffffff8112c2e0, CPU#0: init/1", "warning:mm/madvise.c"),  # no kallsyms
+    ("WARNING: CPU: 1 PID: 70 at mm/rmap.c:1234 try_to_unmap_one.cold+0x6d8/0x1020", "warning:try_to_unmap_one"),
+])
+def test_warning_fingerprint_is_the_function(line: str, fingerprint: str) -> None:
+    (f,) = console.parse(f"[    5.000100] {line}\n").findings
+    assert f.fingerprint == fingerprint
 
 
 def test_fingerprint_ignores_addresses_and_timestamps() -> None:
