@@ -36,6 +36,10 @@ _KINDS: list[tuple[str, re.Pattern[str]]] = [
     ("warning", re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ at )?(.*)")),
     ("oops", re.compile(r"\bOops(?:: |\b)(.*)")),
 ]
+# Page-table accessors and string helpers that do the bad read for their caller: a report "in ptep_get" is
+# titled by the caller instead, as syzbot does with its list of frames to skip.
+_ACCESSORS = re.compile(r"^(__)?(ptep|pmdp|pudp|p4dp|pgdp)_get(_lockless)?$|^(__)?(mem(cpy|move|set|cmp)|str\w*)$")
+_FRAME = re.compile(r"^\s*([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
 _END = re.compile(r"^(-+\[ end trace|={20,}|---\[ end Kernel panic)")
 # lines inside an open report that are part of it, not new findings
 _ABSORBED = ("oops",)
@@ -93,9 +97,18 @@ def _function(lines: list[str]) -> str:
     return "?"
 
 
+def _guilty(func: str, excerpt: list[str]) -> str:
+    """func, or if it is an accessor, the first caller in the call trace that is not one."""
+    if not _ACCESSORS.match(func):
+        return func
+    frames = [m.group(1).split(".")[0] for m in map(_FRAME.match, excerpt) if m]
+    below = frames[frames.index(func) + 1:] if func in frames else []
+    return next((f for f in below if not _ACCESSORS.match(f)), func)
+
+
 def _fingerprint(kind: str, m: re.Match[str], excerpt: list[str]) -> str:
     if kind == "kasan":
-        func = "?" if m.group(2).startswith("0x") else m.group(2).split(".")[0]
+        func = "?" if m.group(2).startswith("0x") else _guilty(m.group(2).split(".")[0], excerpt)
         return f"kasan:{m.group(1)}:{func}"
     func = _function(excerpt)
     if kind == "panic":

@@ -104,6 +104,28 @@ def test_kasan_report_is_one_finding_with_type_and_function() -> None:
     assert "STRESS pte-table-crossing" not in f.excerpt  # the excerpt stops at the closing ====
 
 
+KASAN_ARM64 = """\
+STRESS-BEGIN pte-table-crossing
+[   41.206349] ==================================================================
+[   41.207113] BUG: KASAN: use-after-free in ptep_get+0x14/0x44
+[   41.207610] Read of size 8 at addr fff0000001f59000 by task init/39
+[   41.209025] Call trace:
+[   41.209147]  show_stack+0x14/0x1c (C)
+[   41.209322]  kasan_report+0xc0/0xd0
+[   41.209463]  __asan_load8+0x24/0x98
+[   41.209615]  ptep_get+0x14/0x44
+[   41.209741]  try_to_unmap_one+0x61c/0xc60
+[   41.209895]  rmap_walk_anon+0x1dc/0x248
+[   41.215018] ==================================================================
+"""
+
+
+def test_kasan_in_a_page_table_accessor_is_titled_by_its_caller() -> None:
+    (f,) = console.parse(KASAN_ARM64).findings
+    assert f.first_line == "BUG: KASAN: use-after-free in ptep_get+0x14/0x44"  # as the kernel said it
+    assert f.fingerprint == "kasan:use-after-free:try_to_unmap_one"
+
+
 def test_panic_at_boot_without_userspace() -> None:
     con = console.parse(PANIC_AT_BOOT)
     assert not con.userspace and con.result is None
