@@ -3,7 +3,9 @@
 - Config: `make tinyconfig` + the fragments in bot/kconfig/ (merge_config.sh -m) + `make olddefconfig`,
   then every requested option is checked in .config (a dropped one is an error, named).
 - Build dirs persist under bot.tree.cache_dir()/build/<arch>-<config hash> (O=), so a revision touching
-  mm/rmap.c recompiles a few objects; ccache sits under cache_dir()/ccache.
+  mm/rmap.c recompiles a few objects; ccache sits under cache_dir()/ccache. Only trusted code (the base)
+  is built there: a series is built in a fresh copy, <arch>-<hash>-series, with ccache read-only and the
+  tree read-only, so nothing a patch's Makefile or generator writes can reach a later build or the host.
 - Inside the sandbox the tree is always /src and the build dir /build: compiler command lines are the same
   whatever directory CI cloned into, so ccache hits survive a new checkout.
 - New warnings: the base is built once with a full log (its warnings cached by base commit + arch + config
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -36,6 +39,8 @@ KCONFIG_DIR = Path(__file__).parent / "kconfig"
 SRC, BUILD, CCACHE, KCONFIG = "/src", "/build", "/ccache", "/kconfig"  # fixed paths inside the sandbox
 LOG_TAIL = 50
 CONFIGURED = ".bot-configured"  # marker in a build dir: configured from its fragments
+STATSLOG = ".bot-ccache-stats.log"  # a series build's ccache outcomes (its cache is read-only)
+STATSLOG_MAX = 16 << 20
 BUILT = ".bot-built"  # marker: a build of this dir finished (for humans and the boot stage)
 WARNINGS_FORMAT = 2  # bump when the cached base-warnings format or matching changes
 
@@ -123,6 +128,7 @@ class Builder:
     tree: Path
     cache: Path = field(default_factory=kt.cache_dir)
     notes: list[str] = field(default_factory=list)  # warnings about the build setup, for the result
+    untrusted: bool = False  # a series' code: see for_series()
 
     def __post_init__(self) -> None:
         if self.arch not in ARCH_SPECS:
@@ -145,10 +151,19 @@ class Builder:
                 log.warning("%s", self.notes[-1])
         self.frags = fragments(self.config, self.arch)
         self.hash = config_hash(self.arch, self.frags, self.cross)
-        self.dir = self.cache / "build" / f"{self.arch}-{self.hash}"
+        self.trusted_dir = self.cache / "build" / f"{self.arch}-{self.hash}"
+        self.dir = self.trusted_dir.with_name(f"{self.trusted_dir.name}-series") if self.untrusted else self.trusted_dir
         self.ccache_dir = self.cache / "ccache"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ccache_dir.mkdir(parents=True, exist_ok=True)
+
+    def for_series(self) -> Builder:
+        """A builder for a series' (untrusted) code: a fresh copy of this build dir, ccache only read, so a
+        planted object, script or future-dated file dies with the copy instead of reaching the next build."""
+        b = dataclasses.replace(self, untrusted=True, notes=list(self.notes))
+        shutil.rmtree(b.dir, ignore_errors=True)
+        shutil.copytree(self.trusted_dir, b.dir, symlinks=True)  # copy2: mtimes kept, make stays incremental
+        return b
 
     # -- sandbox
 
@@ -166,13 +181,16 @@ class Builder:
             "CCACHE_MAXSIZE": "10G",
             # compiler_check stays mtime (default): dpkg keeps a package's mtimes, an upgrade changes them
         }
+        if self.untrusted:  # hits are used, nothing is stored: a series cannot plant objects for others
+            # a read-only cache cannot count its hits: each compile's outcome goes to a log in the build dir
+            env |= {"CCACHE_READONLY": "1", "CCACHE_TEMPDIR": "/tmp", "CCACHE_STATSLOG": f"{BUILD}/{STATSLOG}"}
         binds = [
-            sandbox.Bind(self.tree, SRC, writable=True),
+            sandbox.Bind(self.tree, SRC),  # O= builds never write the source tree (and .git stays out of reach)
             sandbox.Bind(self.dir, BUILD, writable=True),
             sandbox.Bind(KCONFIG_DIR, KCONFIG),
         ]
         if self.ccache:
-            binds.append(sandbox.Bind(self.ccache_dir, CCACHE, writable=True))
+            binds.append(sandbox.Bind(self.ccache_dir, CCACHE, writable=not self.untrusted))
         mem = self.config.build.memory_max_mib << 20
         return sandbox.Sandbox(binds=binds, env=env, cwd=SRC, memory_max=mem)
 
@@ -244,6 +262,11 @@ class Builder:
     def ccache_stats(self) -> dict[str, int]:
         if not self.ccache:
             return {}
+        if self.untrusted:  # lines like "direct_cache_hit" per compile, "# file" before each
+            log_path = self.dir / STATSLOG
+            with open(log_path, "rb") if log_path.exists() else open(os.devnull, "rb") as f:
+                lines = f.read(STATSLOG_MAX).decode(errors="replace").split()  # the series wrote it: bounded
+            return {k: lines.count(k) for k in ("direct_cache_hit", "preprocessed_cache_hit", "cache_miss")}
         env = {**os.environ, "CCACHE_DIR": str(self.ccache_dir)}
         try:
             proc = kt.run([self.ccache, "--print-stats"], timeout=30, env=env, check=False)
@@ -452,7 +475,7 @@ def run_stage(config: Config, series: dict[str, Any], result: RevisionResult, re
     kt.switch(config, branch)
     for arch, diags in base_diags.items():
         try:
-            stage = build_revision(config, builders[arch], base=base, branch=branch,
+            stage = build_revision(config, builders[arch].for_series(), base=base, branch=branch,
                                    commits=list(applied.get("commits", [])), base_diags=diags, rdir=rdir)
         except OperationalError as e:
             stage = StageResult("error", str(e))

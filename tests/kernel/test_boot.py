@@ -86,8 +86,9 @@ def _commit_with_line(file: str, function: str, after: str, line: str, message: 
 
 
 def _build_head(cfg: Config, base: str, out: Path) -> Path:
-    """Build the checked-out tree as the build stage does (shared build dir, ccache); a copy of the image."""
-    b = build.Builder(cfg, "x86_64", KERNEL_TREE)
+    """Build the checked-out tree as the build stage builds a series (a copy of the base's build dir, ccache
+    read-only); a copy of the image."""
+    b = build.Builder(cfg, "x86_64", KERNEL_TREE).for_series()
     log = out / "build.log"
     out.mkdir(parents=True, exist_ok=True)
     conf = b.configure(log)

@@ -115,6 +115,7 @@ def test_new_warning_attributed_to_its_patch(env):
         assert new[0]["patch"]["index"] == 2
         assert Path(st["image"]).is_file() and Path(st["config"]).is_file() and Path(st["base_image"]).is_file()
         assert st["compiler"] and st["fragments"][0] == "common.config"
+        assert st["ccache"]["misses"] >= 1, st["ccache"]  # counted although the series' ccache is read-only
         assert (tmp / "patchsets/t/v1/logs" / f"build-{arch}.log").is_file()
     assert git(tree, "rev-parse", "--abbrev-ref", "HEAD") == branch  # back on the revision
     # The base's warnings are cached: a second revision does not rebuild the base.
@@ -214,3 +215,24 @@ def test_dropped_option_is_an_error(env, monkeypatch):
     build.run_stage(cfg(tree, tmp), {"slug": "t"}, r, [r], ["x86_64"])
     st = r.stages["build"]["x86_64"]
     assert st["status"] == "error" and "CONFIG_ZRAM=y" in st["detail"], st
+
+
+def test_series_cannot_write_the_tree_the_ccache_or_the_shared_build_dir(env):
+    """A patch's Makefile runs with only its own copy of the build dir writable: planting a file in the source
+    tree (e.g. a .git hook), the shared ccache or the build dir that later builds start from fails or dies
+    with the copy; the base build dir and the tree stay as they were."""
+    tree, base, tmp = env
+    hostile = MAKEFILE.replace("\t@if [ -f hang ]", "\t-touch /src/.git/hooks/post-checkout /ccache/planted\n"
+                               "\ttouch $(O)/planted\n\t@if [ -f hang ]")
+    branch, commits = series(tree, base, [{"Makefile": hostile}])
+    r = revision(branch, base, commits)
+    build.run_stage(cfg(tree, tmp), {"slug": "t"}, r, [r], ["x86_64"])
+    st = r.stages["build"]["x86_64"]
+    log = Path(st["log"]).read_text()
+    assert st["status"] == "ok", st
+    assert "touch: cannot touch '/src/.git/hooks/post-checkout': Read-only file system" in log, log
+    assert "touch: cannot touch '/ccache/planted': Read-only file system" in log, log
+    assert not (tree / ".git/hooks/post-checkout").exists() and not (tmp / "cache/ccache/planted").exists()
+    series_dir = Path(st["build_dir"])
+    trusted = build.Builder(cfg(tree, tmp), "x86_64", tree).dir
+    assert series_dir != trusted and (series_dir / "planted").exists() and not (trusted / "planted").exists()
