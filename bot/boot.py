@@ -9,7 +9,8 @@ Per arch it stores two results:
   failed = a scenario failed, the VM died or hung before RESULT, or a new finding; skipped = no userspace.
   extra: verdict (pass|fail), scenarios [{name, verdict, detail}], failing.
 
-QEMU is called here and only here, always with a timeout; the whole console goes to logs/boot-<arch>.log.
+QEMU is called here and only here, always with a timeout and in bwrap (bot.sandbox: the kernel is the series'
+code); the whole console goes to logs/boot-<arch>.log.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot import console, stress
+from bot import console, sandbox, stress
 from bot.config import Config
 from bot.results import RevisionResult, StageResult, revision_dir
 from bot.tree import cache_dir
@@ -124,8 +125,21 @@ def qemu_command(config: Config, arch: str, kernel: Path, initrd: Path, accel: s
     ]  # fmt: skip
 
 
+def qemu_sandboxed(cmd: list[str], files: list[Path], accel: str) -> list[str]:
+    """`cmd` inside bwrap: no network, nothing writable, only /usr, /etc, the kernel and initramfs (at their own
+    paths) and /dev/kvm for KVM. The console is QEMU's stdout, a file we opened outside."""
+    exe = shutil.which(cmd[0]) or cmd[0]
+    binds = [sandbox.Bind(f.resolve(), str(f.resolve())) for f in files]
+    if not Path(exe).resolve().is_relative_to("/usr"):
+        binds.append(sandbox.Bind(Path(exe).resolve(), exe))
+    box = sandbox.Sandbox(binds=binds, env={"PATH": "/usr/bin:/bin"}, memory_max=0,
+                          devices=["/dev/kvm"] if accel == "kvm" else [])
+    return sandbox.bwrap_args(box) + ["--", exe, *cmd[1:]]
+
+
 def run_qemu(cmd: list[str], log_path: Path, timeout: float) -> QemuRun:
-    """Run QEMU with the console to log_path; kill its process group at the timeout (log kept)."""
+    """Run QEMU (the sandboxed command) with the console to log_path; kill its process group at the timeout
+    (bwrap leads the group; --die-with-parent takes QEMU with it), log kept."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     timed_out = stopped = False
@@ -187,19 +201,22 @@ def boot_kernel(config: Config, arch: str, kernel: Path, log_path: Path, work: P
     if shutil.which(binary) is None:
         return Boot(None, empty, [binary], accel, log_path,
                     f"{binary} not found (Debian: apt install {QEMU[arch].package})")
+    if not kernel.is_file():
+        return Boot(None, empty, [binary], accel, log_path, f"kernel image {kernel} not found")
+    kernel = kernel.resolve()  # QEMU runs in the sandbox, where the image is bound at its absolute path
     try:
         init = stress.build_init(arch, cc, cache_dir())
     except stress.StressBuildError as e:
         return Boot(None, empty, [], accel, log_path, str(e))
-    initrd = stress.make_initramfs(init, stress_settings(config), work / f"stress-{arch}.cpio")
+    initrd = stress.make_initramfs(init, stress_settings(config), work.resolve() / f"stress-{arch}.cpio")
     cmd = qemu_command(config, arch, kernel, initrd, accel)
-    run = run_qemu(cmd, log_path, boot_timeout(config, arch))
+    run = run_qemu(qemu_sandboxed(cmd, [kernel, initrd], accel), log_path, boot_timeout(config, arch))
     if accel == "kvm" and run.returncode not in (0, None) and "kvm" in run.console.lower() and "Linux version" \
             not in run.console:
         log.warning("%s: KVM start failed (%s); retrying with TCG", arch, run.console.strip()[-200:])
         accel = "tcg"
         cmd = qemu_command(config, arch, kernel, initrd, accel)
-        run = run_qemu(cmd, log_path, boot_timeout(config, arch))
+        run = run_qemu(qemu_sandboxed(cmd, [kernel, initrd], accel), log_path, boot_timeout(config, arch))
     con = console.parse(run.console)
     error = ""
     if not con.userspace and run.returncode not in (0, None) and not run.timed_out and not con.findings:

@@ -1,4 +1,4 @@
-"""Run untrusted code (a patched kernel's make, later its QEMU) in a bubblewrap sandbox.
+"""Run untrusted code (a patched kernel's make, and QEMU booting it) in a bubblewrap sandbox.
 
 The only module that calls bwrap. What the sandbox gives a command:
 - no network (--unshare-net: only a private loopback, so even 127.0.0.1 on the host is unreachable);
@@ -46,6 +46,7 @@ class Sandbox:
     cwd: str = "/"
     memory_max: int = 8 << 30  # bytes; 0 = no limit
     network: bool = False  # True only for tests of the sandbox itself
+    devices: list[str] = field(default_factory=list)  # host device nodes passed in (e.g. /dev/kvm)
 
 
 @dataclass
@@ -76,6 +77,8 @@ def bwrap_args(box: Sandbox) -> list[str]:
     args += ["--ro-bind", "/etc", "/etc", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for b in box.binds:
         args += ["--bind" if b.writable else "--ro-bind", str(b.host), b.inside]
+    for dev in box.devices:
+        args += ["--dev-bind", dev, dev]
     if not box.network:
         args.append("--unshare-net")
     args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session",

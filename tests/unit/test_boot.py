@@ -27,7 +27,9 @@ def _cache(_module_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def fake_qemu(tmp_path: Path, body: str) -> str:
-    """A `qemu` that prints what a console would and behaves as body says."""
+    """A `qemu` that prints what a console would and behaves as body says; and the kernel files it "boots"."""
+    for kernel in ("bzImage", "k"):
+        (tmp_path / kernel).write_bytes(b"not a kernel")
     path = tmp_path / "fake-qemu"
     path.write_text("#!/bin/sh\n" + body + "\n")
     path.chmod(0o755)
@@ -187,3 +189,15 @@ def test_kvm_start_failure_falls_back_to_tcg(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(boot, "kvm_usable", lambda: True)
     b = boot.boot_kernel(config(tmp_path, qemu_x86_64=q), "x86_64", tmp_path / "k", tmp_path / "b.log", tmp_path)
     assert b.accel == "tcg" and boot.stress_result(b).status == "ok"
+
+
+def test_qemu_runs_sandboxed_and_cannot_write_the_host(tmp_path: Path) -> None:
+    """QEMU runs a series' kernel: in bwrap it sees the kernel and initramfs read-only and writes nothing else."""
+    q = fake_qemu(tmp_path, f"echo x >> {tmp_path}/k && echo KERNEL-WRITTEN; touch {tmp_path}/planted; "
+                  "echo 'Run /init as init process'; echo 'STRESS swap-pressure PASS ok'; echo 'RESULT: PASS'")
+    b = boot.boot_kernel(config(tmp_path, qemu_x86_64=q, accel="tcg"), "x86_64", tmp_path / "k",
+                         tmp_path / "b.log", tmp_path)
+    assert boot.stress_result(b).status == "ok", b.run
+    assert "Read-only file system" in (tmp_path / "b.log").read_text()
+    assert (tmp_path / "k").read_bytes() == b"not a kernel" and not (tmp_path / "planted").exists()
+    assert "KERNEL-WRITTEN" not in (tmp_path / "b.log").read_text()
