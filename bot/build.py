@@ -223,8 +223,10 @@ class Builder:
         (self.dir / CONFIGURED).unlink(missing_ok=True)
         make = " ".join(f"'{a}'" for a in self.make_args())
         frags = " ".join(f"{KCONFIG}/{f.name}" for f in self.frags)
-        script = (f"{make} tinyconfig && ARCH={self.spec.srcarch} CROSS_COMPILE='{self.cross}' "
-                  f"scripts/kconfig/merge_config.sh -m -O {BUILD} {BUILD}/.config {frags} && {make} olddefconfig")
+        # merge_config.sh makes its temp file in the cwd: run it in the build dir, the tree is read-only
+        script = (f"{make} tinyconfig && (cd {BUILD} && ARCH={self.spec.srcarch} CROSS_COMPILE='{self.cross}' "
+                  f"{SRC}/scripts/kconfig/merge_config.sh -m -O {BUILD} {BUILD}/.config {frags}) && "
+                  f"{make} olddefconfig")
         run = self.run(["sh", "-c", script], log_path)
         if run.ok:
             (self.dir / CONFIGURED).write_text(self.hash + "\n")

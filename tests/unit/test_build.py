@@ -36,9 +36,10 @@ $(O)/%.o: %.c
 \t$(CC) -Wall -c $(CURDIR)/$< -o $@
 """
 MERGE = """#!/bin/sh
-# fake merge_config.sh -m -O DIR BASE FRAGMENTS...: concatenate
+# fake merge_config.sh -m -O DIR BASE FRAGMENTS...: concatenate; its temp file in the cwd, as the real one
 shift; shift; dir=$1; shift; base=$1; shift
-cat "$base" "$@" > "$dir/.config.new" && mv "$dir/.config.new" "$dir/.config"
+tmp=$(mktemp ./.tmp.config.XXXXXXXXXX) || exit 1
+cat "$base" "$@" > "$tmp" && mv "$tmp" "$dir/.config"
 """
 HELLO = "int f(void)\n{\n\tint old;\n\treturn 0;\n}\n"
 
