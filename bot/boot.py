@@ -126,10 +126,11 @@ def qemu_command(config: Config, arch: str, kernel: Path, initrd: Path, accel: s
 
 
 def qemu_sandboxed(cmd: list[str], files: list[Path], accel: str) -> list[str]:
-    """`cmd` inside bwrap: no network, nothing writable, only /usr, /etc, the kernel and initramfs (at their own
-    paths) and /dev/kvm for KVM. The console is QEMU's stdout, a file we opened outside."""
+    """`cmd` inside bwrap: no network, nothing writable, only /usr, /etc, the `files` (absolute paths, as `cmd`
+    names them: kernel and initramfs) and /dev/kvm for KVM. The console is QEMU's stdout, a file we opened
+    outside."""
     exe = shutil.which(cmd[0]) or cmd[0]
-    binds = [sandbox.Bind(f.resolve(), str(f.resolve())) for f in files]
+    binds = [sandbox.Bind(f, str(f)) for f in files]
     if not Path(exe).resolve().is_relative_to("/usr"):
         binds.append(sandbox.Bind(Path(exe).resolve(), exe))
     box = sandbox.Sandbox(binds=binds, env={"PATH": "/usr/bin:/bin"}, memory_max=0,
@@ -209,14 +210,17 @@ def boot_kernel(config: Config, arch: str, kernel: Path, log_path: Path, work: P
     except stress.StressBuildError as e:
         return Boot(None, empty, [], accel, log_path, str(e))
     initrd = stress.make_initramfs(init, stress_settings(config), work.resolve() / f"stress-{arch}.cpio")
-    cmd = qemu_command(config, arch, kernel, initrd, accel)
-    run = run_qemu(qemu_sandboxed(cmd, [kernel, initrd], accel), log_path, boot_timeout(config, arch))
+
+    def start(accel: str) -> tuple[list[str], QemuRun]:
+        cmd = qemu_command(config, arch, kernel, initrd, accel)
+        return cmd, run_qemu(qemu_sandboxed(cmd, [kernel, initrd], accel), log_path, boot_timeout(config, arch))
+
+    cmd, run = start(accel)
     if accel == "kvm" and run.returncode not in (0, None) and "kvm" in run.console.lower() and "Linux version" \
             not in run.console:
         log.warning("%s: KVM start failed (%s); retrying with TCG", arch, run.console.strip()[-200:])
         accel = "tcg"
-        cmd = qemu_command(config, arch, kernel, initrd, accel)
-        run = run_qemu(qemu_sandboxed(cmd, [kernel, initrd], accel), log_path, boot_timeout(config, arch))
+        cmd, run = start(accel)
     con = console.parse(run.console)
     error = ""
     if not con.userspace and run.returncode not in (0, None) and not run.timed_out and not con.findings:

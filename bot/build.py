@@ -40,7 +40,7 @@ SRC, BUILD, CCACHE, KCONFIG = "/src", "/build", "/ccache", "/kconfig"  # fixed p
 LOG_TAIL = 50
 CONFIGURED = ".bot-configured"  # marker in a build dir: configured from its fragments
 STATSLOG = ".bot-ccache-stats.log"  # a series build's ccache outcomes (its cache is read-only)
-STATSLOG_MAX = 16 << 20
+STATSLOG_MAX = 16 << 20  # bytes of it read at most
 BUILT = ".bot-built"  # marker: a build of this dir finished (for humans and the boot stage)
 WARNINGS_FORMAT = 2  # bump when the cached base-warnings format or matching changes
 
@@ -265,9 +265,11 @@ class Builder:
         if not self.ccache:
             return {}
         if self.untrusted:  # lines like "direct_cache_hit" per compile, "# file" before each
-            log_path = self.dir / STATSLOG
-            with open(log_path, "rb") if log_path.exists() else open(os.devnull, "rb") as f:
-                lines = f.read(STATSLOG_MAX).decode(errors="replace").split()  # the series wrote it: bounded
+            try:
+                with open(self.dir / STATSLOG, "rb") as f:
+                    lines = f.read(STATSLOG_MAX).decode(errors="replace").split()  # the series wrote it: bounded
+            except FileNotFoundError:  # nothing compiled
+                lines = []
             return {k: lines.count(k) for k in ("direct_cache_hit", "preprocessed_cache_hit", "cache_miss")}
         env = {**os.environ, "CCACHE_DIR": str(self.ccache_dir)}
         try:

@@ -117,7 +117,7 @@ def _fingerprint(kind: str, m: re.Match[str], excerpt: list[str]) -> str:
         # "mm/rmap.c:1234 at try_to_unmap_one+0x..., CPU#1: init/70" (6.19+) or "... mm/rmap.c:1234 func+0x..."
         where = re.match(r"(\S+):\d+ (?:at )?(0x[0-9a-f]+|[A-Za-z_]\w*)", m.group(1))
         if where:  # the function; without kallsyms only the file names the place
-            return f"warning:{where.group(1) if where.group(2).startswith('0x') else where.group(2).split('.')[0]}"
+            return f"warning:{where.group(1) if where.group(2).startswith('0x') else where.group(2)}"
         return f"warning:{_normalise(m.group(1))[:60]}:{func}"
     if kind == "bug":
         what = m.group(1)
