@@ -14,7 +14,7 @@ test: setup
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bot tests scripts
+	$(VENV)/bin/ruff check bot tests scripts bench
 	$(VENV)/bin/mypy bot
 
 # Debian packages, the venv, then kernel-tree/ from Debian's linux-source (cached under ~/.cache/mm-review-bot).

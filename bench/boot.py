@@ -1,4 +1,4 @@
-"""Boot-to-result time per arch through the bot (bot.boot.boot_kernel), next to a bare QEMU run of the
+"""Boot-to-result time per arch through the bot (bot.boot.vm.boot_kernel), next to a bare QEMU run of the
 same kernel and initramfs (subprocess.run of the same command line, no log polling, no parsing).
 
     .venv/bin/python bench/boot.py --image x86_64=PATH --image arm64=PATH [--repeat 1] [--scenarios a,b]
@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot import boot, console, stress  # noqa: E402
+from bot.boot import console, qemu, stress  # noqa: E402
+from bot.boot.vm import boot_kernel, boot_timeout, stress_settings  # noqa: E402
 from bot.config import load  # noqa: E402
-from bot.tree import cache_dir  # noqa: E402
 
 
 def main() -> int:
@@ -40,18 +40,18 @@ def main() -> int:
             arch, image = spec.split("=", 1)
             for i in range(args.repeat):
                 t0 = time.monotonic()
-                b = boot.boot_kernel(cfg, arch, Path(image), work / f"bot-{arch}.log", work)
+                b = boot_kernel(cfg, arch, Path(image), work / f"bot-{arch}.log", work)
                 bot_s = time.monotonic() - t0
                 scen = {s.name: s.detail.rsplit("time=", 1)[-1] for s in b.con.scenarios}
                 # bare: the very command the bot ran, console to a file, nothing else
-                cc = cfg.stress.cc_x86_64 if arch == "x86_64" else cfg.stress.cc_arm64
-                initrd = stress.make_initramfs(stress.build_init(arch, cc, cache_dir()), boot.stress_settings(cfg),
+                cc = cfg.arch_config(arch).stress_cc
+                initrd = stress.make_initramfs(stress.build_init(arch, cc, cfg.cache), stress_settings(cfg),
                                                work / f"bare-{arch}.cpio")
-                cmd = boot.qemu_command(cfg, arch, Path(image), initrd, boot.choose_accel(arch, cfg.boot.accel))
+                cmd = qemu.qemu_command(cfg, arch, Path(image), initrd, qemu.choose_accel(arch, cfg.boot.accel))
                 t1 = time.monotonic()
                 with open(work / f"bare-{arch}.log", "wb") as out:
                     subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                   timeout=boot.boot_timeout(cfg, arch))
+                                   timeout=boot_timeout(cfg, arch))
                 bare_s = time.monotonic() - t1
                 bare = console.parse((work / f"bare-{arch}.log").read_text(errors="replace"))
                 rows.append({"arch": arch, "run": i, "accel": b.accel, "bot_seconds": round(bot_s, 1),

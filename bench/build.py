@@ -16,6 +16,7 @@ mm/rmap.c is restored afterwards.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -25,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot import build_warnings as bw  # noqa: E402
-from bot import tree as kt  # noqa: E402
-from bot.build import BUILD, CCACHE, SRC, Builder  # noqa: E402
-from bot.config import Config, PathsConfig  # noqa: E402
+from bot import repo as kt  # noqa: E402
+from bot.build import warnings as bw  # noqa: E402
+from bot.build.builder import BUILD, CCACHE, SRC, Builder  # noqa: E402
+from bot.config import load  # noqa: E402
 
 RMAP = "mm/rmap.c"
 ANCHOR = "\tint ptes = 0;\n"  # in try_to_unmap_one()
@@ -80,7 +81,8 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true", help="also time cold builds (~6 min each per arch on 2 cores)")
     ns = ap.parse_args()
     tree = ns.tree.resolve()
-    config = Config(paths=PathsConfig(kernel_tree=tree))
+    config = load()  # ./config.toml: the checkout's .cache/ (build dirs, ccache)
+    config = dataclasses.replace(config, paths=dataclasses.replace(config.paths, kernel_tree=tree))
     if kt.git(tree, "status", "--porcelain", "--untracked-files=no").stdout.strip():
         sys.exit(f"{tree} has local changes")
     logs = Path(tempfile.mkdtemp(prefix="bench-build-"))
@@ -88,8 +90,9 @@ def main() -> None:
     for arch in ns.arch or ["x86_64", "arm64"]:
         b = Builder(config, arch, tree)
         if ns.cold:
-            with tempfile.TemporaryDirectory(prefix="cold-", dir=kt.cache_dir()) as tmp:
-                cold = Builder(config, arch, tree, cache=Path(tmp))
+            with tempfile.TemporaryDirectory(prefix="cold-", dir=config.cache) as tmp:
+                cold = Builder(dataclasses.replace(config, paths=dataclasses.replace(config.paths, cache=Path(tmp))),
+                               arch, tree)
                 c = cold.configure(logs / f"{arch}-cold-bot.log")
                 t_bot = bot_build(cold, logs / f"{arch}-cold-bot.log") + (c.seconds if c else 0)
                 shutil.rmtree(cold.dir)

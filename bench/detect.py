@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot import boot  # noqa: E402
+from bot.boot.stage import boot_result, stress_result  # noqa: E402
+from bot.boot.vm import boot_kernel  # noqa: E402
 from bot.config import Config, load  # noqa: E402
 
 
@@ -46,12 +47,12 @@ def main() -> int:
     for i in range(args.runs):
         t0 = time.monotonic()
         log = args.out / f"{label}-{args.arch}-{i}.log"
-        b = boot.boot_kernel(cfg, args.arch, args.image, log, args.out)
-        res, st_res = boot.boot_result(b, set()), boot.stress_result(b)
-        detected = st_res.extra.get("verdict") == "fail" or res.status != "ok"
-        kinds = sorted({f["kind"] for f in res.extra["findings"]})
+        b = boot_kernel(cfg, args.arch, args.image, log, args.out)
+        res, st_res = boot_result(b, set()), stress_result(b)
+        detected = st_res.verdict == "fail" or res.status != "ok"
+        kinds = sorted({f.kind for f in res.findings or []})
         crossing = next((s.detail for s in b.con.scenarios if s.name == "pte-table-crossing"), "")
-        print(f"{label} {args.arch} run {i}: boot={res.extra.get('boot_status')} stress={st_res.status} "
+        print(f"{label} {args.arch} run {i}: boot={res.boot_status} stress={st_res.status} "
               f"detected={detected} findings={kinds} {time.monotonic() - t0:.0f}s | {crossing} | {st_res.detail[:200]}",
               flush=True)
         runs.append({"detected": detected, "findings": kinds, "seconds": round(time.monotonic() - t0, 1),

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot import config as configmod
 from bot.errors import BotError, UsageError
-from bot.results import PER_ARCH_STAGES
+from bot.results import PER_ARCH_STAGES, RevisionResult, StageResult
 
 stderr = Console(stderr=True, highlight=False)
 
@@ -33,32 +34,38 @@ def _arches(text: str | None) -> list[str]:
     return wanted
 
 
-SHORT = {"ok": "ok", "failed": "FAIL", "skipped": "-", "error": "ERR"}
+SHORT = {"ok": "ok", "failed": "FAIL", "skipped": "-", "error": "ERR", "not_run": "."}
 
 
-def _cell(entry: dict[str, Any], arches: list[str]) -> str:
+def _cell(result: RevisionResult, name: str, arches: list[str]) -> str:
     """A stage's status, one word per arch for per-arch stages (x86_64 then arm64)."""
-    if "status" in entry:
-        return SHORT.get(entry["status"], "?")
-    return "/".join(SHORT.get(entry.get(a, {}).get("status", ""), "-") for a in arches)
+    if name not in PER_ARCH_STAGES:
+        return SHORT[getattr(result.stages, name).status]
+    per: dict[str, StageResult] = getattr(result.stages, name)
+    return "/".join(SHORT[per[a].status] if a in per else "." for a in arches)
 
 
 def print_summary(run: Any, stages: list[str], arches: list[str]) -> None:
-    """One row per revision, then each revision's verdict line as the reply would start."""
+    """One row per revision, then each revision's verdict line as the reply would start (fits 80 columns)."""
     from bot.report import verdict_parts
 
+    out = Console(highlight=False)
     shown = [s for s in stages if s != "fetch"] + (["stress"] if "boot" in stages else [])
-    table = Table(title=f"{run.series['subject']}\n{run.series['author']}", title_justify="left")
-    for name in ["rev", "found by", *shown]:
-        table.add_column(name + (f" ({'/'.join(a[:3] for a in arches)})" if name in PER_ARCH_STAGES else ""))
+    table = Table(title=escape(f"{run.series.subject}\n{run.series.author}"), title_justify="left")
+    table.add_column("rev")
+    table.add_column("found by", overflow="fold", max_width=24)
+    for name in shown:
+        table.add_column(name, no_wrap=True)
     for r in run.revisions:
-        fetch = r.stages["fetch"]
-        table.add_row(f"v{r.version}", ", ".join(r.found_by) if fetch["status"] == "ok" else fetch["detail"],
-                      *(_cell(r.stages.get(name, {}), arches) for name in shown))
-    Console().print(table)
+        fetch = r.stages.fetch
+        table.add_row(f"v{r.version}", escape(", ".join(r.found_by) if fetch.status == "ok" else fetch.detail),
+                      *(_cell(r, name, arches) for name in shown))
+    out.print(table)
+    if any(n in PER_ARCH_STAGES for n in shown):
+        out.print(f"per-arch cells: {'/'.join(arches)}; '.' not run, '-' skipped")
     for r in run.revisions:
-        if r.stages["fetch"]["status"] == "ok":
-            Console().print(f"v{r.version}: " + ", ".join(verdict_parts(r.to_json())))
+        if r.stages.fetch.status == "ok":
+            out.print(escape(f"v{r.version}: " + ", ".join(verdict_parts(r))))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -71,7 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     def progress(line: str) -> None:
         if not quiet:
-            stderr.print(f"[dim]»[/dim] {line}")
+            stderr.print(f"[dim]»[/dim] {escape(line)}")
 
     run = pipeline.run(cfg, args.msgid, stages, arches, refetch=args.refetch, progress=progress)
     if args.json:
@@ -79,7 +86,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     print_summary(run, stages, arches)
-    Console().print(f"results: {cfg.paths.patchsets / run.series['slug']}")
+    Console(highlight=False).print(escape(f"results: {cfg.paths.patchsets / run.series.slug}"))
     return 0
 
 
@@ -87,17 +94,17 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from bot import tree
 
     cfg = configmod.load(args.config)
-    stderr.print(f"[dim]»[/dim] making {cfg.paths.kernel_tree} ready ({cfg.tree.source} source)")
+    stderr.print(f"[dim]»[/dim] {escape(f'making {cfg.paths.kernel_tree} ready ({cfg.tree.source} source)')}")
     report = tree.setup(cfg, refresh=args.refresh)
     print(report.summary())
     return 0
 
 
 def cmd_post(args: argparse.Namespace) -> int:
-    from bot import post
+    from bot import pipeline
 
     cfg = configmod.load(args.config)
-    stage, result, _ = post.post(cfg, args.msgid, force=args.force)
+    stage, result = pipeline.post(cfg, args.msgid, force=args.force, resend=args.resend)
     print(f"v{result.version}: {stage.status}: {stage.detail}")
     return 3 if stage.status == "error" else 0
 
@@ -110,15 +117,15 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bot import status
+    from bot import daemon
 
     cfg = configmod.load(args.config)
-    data = status.collect(cfg, last=args.last)
+    data = daemon.collect(cfg, last=args.last)
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        status.render(data, Console())
+        daemon.render(data, Console())
     return 0
 
 
@@ -142,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     post = sub.add_parser("post", parents=[common],
                           help="send the review reply the outbox holds for a series (per [report] mode)")
     post.add_argument("msgid", help="Message-ID (cover letter or a patch: picks the revision), or a lore URL")
-    post.add_argument("--force", action="store_true", help="send even if already sent, held or unconfirmed")
+    post.add_argument("--force", action="store_true",
+                      help="also send a held reply, or one whose earlier send was interrupted (never a sent one)")
+    post.add_argument("--resend", action="store_true", help="send it again even though it was sent")
     post.set_defaults(func=cmd_post)
     daemon = sub.add_parser("daemon", parents=[common],
                             help="poll the list and review each new mm revision once (see bot/daemon.py)")

@@ -1,11 +1,12 @@
 """config.toml read with tomllib into one typed dataclass per section.
 
-Every key has a default; an unknown section or key is an error that names it.
-Relative paths are taken relative to the directory of the config file.
+Every key has a default; an unknown section or key is an error that names it, and a key that moved
+names its new place. Relative paths are taken relative to the directory of the config file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 import typing
@@ -13,19 +14,29 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from bot.arches import NAMES as ARCHES
 from bot.errors import UsageError
 
 KEY_ALIASES = {("report", "from"): "sender"}
+SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # the checkout's top-level templates/
 STAGES = ("fetch", "apply", "build", "boot", "walkdiff", "report")
-ARCHES = ("x86_64", "arm64")
+# Keys of earlier config.toml files, and where they live now.
+MOVED = {
+    **{("build", f"cross_compile_{a}"): f"[arch.{a}] cross_compile" for a in ARCHES},
+    **{("boot", f"qemu_{a}"): f"[arch.{a}] qemu" for a in ARCHES},
+    **{("boot", f"timeout_{a}"): f"[arch.{a}] boot_timeout" for a in ARCHES},
+    **{("stress", f"cc_{a}"): f"[arch.{a}] stress_cc" for a in ARCHES},
+    ("daemon", "backoff"): "[lore] backoff",
+}
 
 
 @dataclass(frozen=True)
 class LoreConfig:
     url: str = "https://lore.kernel.org"
     list: str = "linux-mm"
-    timeout: float = 30.0  # seconds per HTTP request (connect and read)
+    timeout: float = 30.0  # seconds per HTTP request, all of it (connect, headers and body)
     retries: int = 2  # extra attempts after a 5xx or a timeout
+    backoff: float = 1.0  # seconds before the first retry, doubled each time
 
     @property
     def inbox_url(self) -> str:
@@ -36,7 +47,8 @@ class LoreConfig:
 class PathsConfig:
     patchsets: Path = Path("patchsets")
     kernel_tree: Path = Path("kernel-tree")
-    cache: Path = Path(".cache")  # b4's cache and other caches the bot names
+    cache: Path = Path(".cache")  # everything the bot caches: b4, Debian source, build dirs, ccache, base results
+    templates: Path = SHIPPED_TEMPLATES  # the reply templates; set it to a copy beside your config to customise
 
 
 @dataclass(frozen=True)
@@ -91,33 +103,27 @@ class ReportConfig:
 
 @dataclass(frozen=True)
 class BuildConfig:
-    kasan: bool = False  # add bot/kconfig/kasan.config (slower build and boot; catches more)
+    kasan: bool = False  # add kasan.config (slower build and boot; catches more)
     jobs: int = 0  # make -j; 0 = number of CPUs
     timeout: float = 3600.0  # seconds per make invocation (a cold build is ~6 min per arch on 2 cores)
     memory_max_mib: int = 8192  # memory limit of the sandboxed make; 0 = none
     ccache: str = "ccache"  # command; "" to build without it
-    cross_compile_x86_64: str = ""  # CROSS_COMPILE prefix; "" = native gcc
-    cross_compile_arm64: str = "aarch64-linux-gnu-"  # Debian package gcc-aarch64-linux-gnu
 
 
 @dataclass(frozen=True)
 class BootConfig:
-    """[boot]: QEMU boot of each built kernel with the stress initramfs (bot/boot.py)."""
+    """[boot]: QEMU boot of each built kernel with the stress initramfs (bot/boot/)."""
 
     memory_mib: int = 1024  # guest RAM
     smp: int = 2  # guest vCPUs
-    timeout_x86_64: float = 600.0  # wall clock per boot, seconds (TCG: a clean run takes ~1-2 min)
-    timeout_arm64: float = 600.0
     kasan_timeout_factor: float = 3.0  # timeouts are multiplied by this when [build] kasan = true
     accel: str = "auto"  # "auto" (KVM for x86_64 when /dev/kvm works, else TCG) | "tcg" | "kvm"
-    qemu_x86_64: str = "qemu-system-x86_64"  # Debian package qemu-system-x86
-    qemu_arm64: str = "qemu-system-aarch64"  # Debian package qemu-system-arm
     cmdline: str = ""  # appended to the kernel command line
 
 
 @dataclass(frozen=True)
 class StressConfig:
-    """[stress]: the reclaim scenarios run by the stress /init inside the VM (bot/stress/stress.c)."""
+    """[stress]: the reclaim scenarios run by the stress /init inside the VM (bot/boot/stress/stress.c)."""
 
     scenarios: list[str] = field(
         default_factory=lambda: ["lazyfree-pageout", "lazyfree-memcg", "pte-table-crossing", "swap-pressure"]
@@ -130,13 +136,28 @@ class StressConfig:
     zram_mib: int = 256  # zram swap device size
     crossing_rounds: int = 8  # pte-table-crossing rounds (fresh page tables each)
     crossing_slots: int = 64  # pte-table-crossing: straddling folios per round
-    cc_x86_64: str = "gcc"  # compiler for the static stress program
-    cc_arm64: str = "aarch64-linux-gnu-gcc"  # Debian gcc-aarch64-linux-gnu + libc6-dev-arm64-cross
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """[arch.<name>]: the per-arch settings (the facts about each arch are in bot/arches.py)."""
+
+    cross_compile: str = ""  # CROSS_COMPILE prefix for the kernel; "" = native gcc
+    qemu: str = ""  # QEMU system emulator
+    boot_timeout: float = 600.0  # wall clock per boot, seconds (TCG: a clean run takes ~15 s)
+    stress_cc: str = "gcc"  # compiler for the static programs run in the VM
+
+
+DEFAULT_ARCH = {
+    "x86_64": ArchConfig(cross_compile="", qemu="qemu-system-x86_64", stress_cc="gcc"),
+    "arm64": ArchConfig(cross_compile="aarch64-linux-gnu-", qemu="qemu-system-aarch64",
+                        stress_cc="aarch64-linux-gnu-gcc"),
+}
 
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    """[daemon]: `bot daemon` polls the list for new mm series and reviews each revision once (bot/daemon.py)."""
+    """[daemon]: `bot daemon` polls the list for new mm series and reviews each revision once (bot/daemon/)."""
 
     interval: float = 900.0  # seconds between rounds without --once
     stages: list[str] = field(default_factory=lambda: list(STAGES))  # stages run for each revision
@@ -144,7 +165,6 @@ class DaemonConfig:
     lookback_days: int = 2  # the first poll looks this far back; later polls from the newest date seen
     overlap_days: int = 1  # re-ask this much before the newest date seen (late mail, clock skew)
     max_pages: int = 10  # search result pages (200 entries each) read per poll
-    backoff: float = 1.0  # seconds before the first poll retry, doubled each time ([lore] retries/timeout apply)
     max_attempts: int = 3  # tries per revision after operational failures before it is marked failed
     patterns: list[str] = field(default_factory=list)  # extra mm file patterns (MAINTAINERS F: syntax)
     maintainers_sections: str = "MEMORY MANAGEMENT"  # sections whose name starts with this are mm
@@ -161,7 +181,16 @@ class Config:
     boot: BootConfig = field(default_factory=BootConfig)
     stress: StressConfig = field(default_factory=StressConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    arch: dict[str, ArchConfig] = field(default_factory=lambda: dict(DEFAULT_ARCH))
     source: Path | None = None  # the file it was read from, if any
+
+    def arch_config(self, name: str) -> ArchConfig:
+        return self.arch[name]
+
+    @property
+    def cache(self) -> Path:
+        """The one cache root ([paths] cache)."""
+        return self.paths.cache
 
 
 def _check_value(section: str, key: str, value: Any, hint: Any) -> Any:
@@ -184,7 +213,7 @@ def _check_value(section: str, key: str, value: Any, hint: Any) -> Any:
     return value
 
 
-def _section(cls: type, name: str, data: Any) -> Any:
+def _section(cls: type, name: str, data: Any, defaults: Any = None) -> Any:
     if not isinstance(data, dict):
         raise UsageError(f"config: [{name}] must be a table")
     hints = typing.get_type_hints(cls)
@@ -192,13 +221,30 @@ def _section(cls: type, name: str, data: Any) -> Any:
     # TOML keys that are Python keywords, spelled as the operator writes them ([report] from = ...).
     data = {KEY_ALIASES.get((name, k), k): v for k, v in data.items()}
     for key in data:
+        if (name, key) in MOVED:
+            raise UsageError(f"config: [{name}] {key} has moved: write it as {MOVED[(name, key)]}")
         if key not in known:
             raise UsageError(f"config: unknown key '{key}' in [{name}] (known: {', '.join(sorted(known))})")
-    return cls(**{k: _check_value(name, k, v, hints[k]) for k, v in data.items()})
+    values = {k: _check_value(name, k, v, hints[k]) for k, v in data.items()}
+    return dataclasses.replace(defaults, **values) if defaults is not None else cls(**values)
+
+
+def _arches(data: Any) -> dict[str, ArchConfig]:
+    if not isinstance(data, dict):
+        raise UsageError("config: [arch] must hold tables [arch.<name>]")
+    out = dict(DEFAULT_ARCH)
+    for name, table in data.items():
+        if name not in DEFAULT_ARCH:
+            raise UsageError(f"config: unknown architecture [arch.{name}] (known: {', '.join(DEFAULT_ARCH)})")
+        out[name] = _section(ArchConfig, f"arch.{name}", table, DEFAULT_ARCH[name])
+    return out
 
 
 def _resolve(paths: PathsConfig, base: Path) -> PathsConfig:
-    return PathsConfig(**{f.name: (base / getattr(paths, f.name)).resolve() for f in fields(paths)})
+    resolved = PathsConfig(**{f.name: (base / getattr(paths, f.name)).resolve() for f in fields(paths)})
+    if not (resolved.templates / "review.txt.j2").is_file():
+        raise UsageError(f"config: [paths] templates: no review.txt.j2 in {resolved.templates}")
+    return resolved
 
 
 def load(path: Path | None = None) -> Config:
@@ -215,11 +261,11 @@ def load(path: Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"config: {path}: {e}") from e
     hints = typing.get_type_hints(Config)
-    sections = {f.name for f in fields(Config) if f.name != "source"}
+    sections = {f.name for f in fields(Config) if f.name not in ("source", "arch")}
     for name in data:
-        if name not in sections:
-            raise UsageError(f"config: unknown section [{name}] in {path} (known: {', '.join(sorted(sections))})")
-    parts = {name: _section(hints[name], name, data.get(name, {})) for name in sections}
+        if name not in sections | {"arch"}:
+            known = ", ".join(sorted(sections | {"arch.<name>"}))
+            raise UsageError(f"config: unknown section [{name}] in {path} (known: {known})")
+    parts: dict[str, Any] = {name: _section(hints[name], name, data.get(name, {})) for name in sections}
     parts["paths"] = _resolve(parts["paths"], path.resolve().parent)
-    return Config(**parts, source=path.resolve())
-
+    return Config(**parts, arch=_arches(data.get("arch", {})), source=path.resolve())

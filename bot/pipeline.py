@@ -1,32 +1,49 @@
-"""Runs the stages in order for every revision of a series and persists each result as it lands."""
+"""The only place that knows the order of the stages: fetch, then per revision apply, build, boot, walkdiff,
+report, each result written to result.json as it lands.
+
+In: a Message-ID (any message of the series), the stages and arches to run. Out: `Run` (series.json's
+summary and every revision's RevisionResult). Each runner gets a results.StageContext and returns
+results.Outputs; nothing else writes result.json.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot import apply, boot, build, fetch, post, walkdiff
+from bot import boot, build, fetch, repo, report, tree, walkdiff
 from bot.config import STAGES, Config
-from bot.errors import UsageError
-from bot.lore import Archive, b4_session, parse_msgid
-from bot.results import PER_ARCH_STAGES, RevisionResult, not_run, revision_dir, save_revision
+from bot.errors import BadInput, UsageError
+from bot.results import (
+    ApplyResult,
+    Outputs,
+    ReportResult,
+    RevisionResult,
+    SeriesSummary,
+    StageContext,
+    revision_dir,
+    save_revision,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 StageHook = Callable[[str, RevisionResult], None]  # (stage, revision) before the stage runs
+Runner = Callable[[StageContext], Outputs]
 
-# Per-revision stages after fetch: name -> runner(config, series summary, revision, all results, arches) -> None.
-# Each runner stores its StageResult(s) on the revision; the pipeline writes result.json after each one.
-Runner = Callable[[Config, dict[str, Any], RevisionResult, list[RevisionResult], list[str]], None]
+# Per-revision stages after fetch, in order. A runner may fill more than one stage (boot: boot and stress).
 RUNNERS: dict[str, Runner] = {
-    "apply": apply.run_stage,
+    "apply": tree.run_stage,
     "build": build.run_stage,
-    "boot": boot.run_stage,  # fills stages.boot.<arch> and stages.stress.<arch>
+    "boot": boot.run_stage,
     "walkdiff": walkdiff.run_stage,
-    "report": post.run_stage,
+    "report": lambda ctx: report.run_stage(ctx, functools.partial(fetch.has_message, ctx.config)),
 }
+FILLS = {"boot": ("boot", "stress")}  # stages a runner fills besides its own name
+USES_WORK_TREE = ("apply", "build")  # stages that check out in kernel-tree/: one process at a time
 
 
 def available_stages() -> list[str]:
@@ -47,20 +64,26 @@ def parse_stages(text: str | None) -> list[str]:
 
 @dataclass
 class Run:
-    series: dict[str, Any]
+    series: SeriesSummary
     revisions: list[RevisionResult]
 
     def to_json(self) -> dict[str, Any]:
-        return {"series": self.series, "revisions": [r.to_json() for r in self.revisions]}
+        summary = self.series.to_json()
+        summary.pop("message_ids", None)  # the lookup index of series.json, not part of the result
+        return {"series": summary, "revisions": [r.to_json() for r in self.revisions]}
 
 
 def finished(result: RevisionResult, name: str, arches: list[str]) -> bool:
-    """Whether result.json holds a finished result of this stage (an "error" is retried, not finished)."""
-    if name in PER_ARCH_STAGES:
-        entries = [result.stages.get(name, {}).get(a) for a in arches]
-    else:
-        entries = [result.stages.get(name)]
-    return all(e and e != not_run().to_json() and e.get("status") != "error" for e in entries)
+    """Whether result.json holds a finished result of this stage on every arch asked for."""
+    return all(e is not None and e.finished for n in FILLS.get(name, (name,))
+               for e in result.stages.entries(n, arches))
+
+
+def store(result: RevisionResult, outputs: Outputs) -> None:
+    for name, value in outputs.items():
+        result.stages.set(name, value)
+        if isinstance(value, ApplyResult):
+            result.base = value.base or result.base
 
 
 def run(config: Config, target: str, stages: list[str], arches: list[str], refetch: bool = False,
@@ -71,26 +94,14 @@ def run(config: Config, target: str, stages: list[str], arches: list[str], refet
     The daemon's knobs: only= runs the stages for one revision (its root Message-ID) alone; resume= skips
     stages that result.json shows finished (a restart after a crash); on_stage is called before each stage.
     """
-    msgid = parse_msgid(target)
-    known = None if refetch else fetch.find_known(config.paths.patchsets, msgid)
-    if known is not None:
-        progress(f"reusing {known} (fetched before; --refetch to fetch again)")
-        summary, results = fetch.load(known)
-    else:
-        with b4_session(config):
-            archive = Archive(config, nocache=refetch)
-            progress(f"fetching <{msgid}> and every revision of its series from {archive.url}")
-            series = fetch.discover(config, archive, msgid)
-            for rev in series.revisions:
-                state = rev.problem or f"{len(rev.posting.patches)} patches"
-                progress(f"  v{rev.posting.version}: {state} (found by {rev.posting.found_by})")
-            results = fetch.save(config, archive, series)
-            summary = series.summary()
+    summary, results = fetch.fetch_series(config, target, refetch=refetch, progress=progress)
+    fetched = [r for r in results if r.stages.fetch.status == "ok"]
+    newest = max((r.version for r in fetched), default=0)
     for name in stages:
         if name == "fetch":
             continue
-        for result in results:
-            if result.stages["fetch"]["status"] != "ok" or (only is not None and result.message_id != only):
+        for i, result in enumerate(results):
+            if result not in fetched or (only is not None and result.message_id != only):
                 continue
             if resume and finished(result, name, arches):
                 progress(f"{name}: v{result.version} finished before, skipped")
@@ -98,6 +109,28 @@ def run(config: Config, target: str, stages: list[str], arches: list[str], refet
             if on_stage is not None:
                 on_stage(name, result)
             progress(f"{name}: v{result.version}")
-            RUNNERS[name](config, summary, result, results, arches)
-            save_revision(revision_dir(config.paths.patchsets, summary["slug"], result.version) / "result.json", result)
+            rdir = revision_dir(config.paths.patchsets, summary.slug, result.version)
+            ctx = StageContext(config, summary, result, rdir, results[i - 1] if i > 0 else None, arches, newest)
+            with repo.work_tree_lock(config) if name in USES_WORK_TREE else contextlib.nullcontext():
+                store(result, RUNNERS[name](ctx))
+            save_revision(rdir / "result.json", result)
     return Run(summary, results)
+
+
+def post(config: Config, target: str, force: bool = False, resend: bool = False
+         ) -> tuple[ReportResult, RevisionResult]:
+    """`bot post`: send (or with force, resend) the outbox reply for the revision target belongs to."""
+    if config.report.mode == "dry-run":
+        raise UsageError("[report] mode is \"dry-run\": nothing is sent; set mode = \"author\" or \"list\"")
+    msgid = fetch.parse_msgid(target)
+    sdir = fetch.find_known(config.paths.patchsets, msgid)
+    if sdir is None:
+        raise BadInput(f"<{msgid}> is not in any fetched series: run `bot check` first")
+    summary, results = fetch.load(sdir)
+    result = next((r for r in results if msgid == r.message_id or msgid in {p.message_id for p in r.patches}),
+                  results[-1])
+    outcome = report.post(config, summary, result, functools.partial(fetch.has_message, config), force=force,
+                          resend=resend)
+    result.stages.report = outcome
+    save_revision(revision_dir(config.paths.patchsets, summary.slug, result.version) / "result.json", result)
+    return outcome, result

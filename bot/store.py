@@ -1,4 +1,5 @@
-"""The bot's SQLite database (patchsets/bot.sqlite3): the reply outbox now, the daemon's queue later.
+"""The bot's SQLite database (patchsets/bot.sqlite3): the reply outbox (`replies`) and the daemon's queue
+(`revisions`, `runs`, `daemon_state`, read and written by bot/daemon/queue.py).
 
 The schema is versioned with PRAGMA user_version: MIGRATIONS[i] takes the database from version i
 to i + 1, so a later issue appends its tables as a new migration and old databases upgrade in place.
@@ -6,13 +7,18 @@ to i + 1, so a later issue appends its tables as a new migration and old databas
 Replies are keyed by (series, revision, digest): the digest is of the verdict, so a rerun with the
 same findings finds its row and sends nothing. States:
   rendered  -- in the outbox, not sent (queued; dry-run leaves it here)
-  sending   -- intent recorded, SMTP send started; after a crash, look on the archive first
+  sending   -- claimed by one process (`owner`) for one SMTP transaction until `lease_until`; after a crash
+               (lease run out) the archive is asked before anything is sent again
   sent      -- the SMTP server accepted it
-  held      -- deliberately not sent (opt-out, superseded revision); `reason` says why
+  held      -- deliberately not sent (opt-out, superseded revision, another reply of the revision sent)
+Claiming is one compare-and-set under BEGIN IMMEDIATE (claim()): of several processes, exactly one wins,
+and a revision never has two replies sent or sending at once.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bot.errors import OperationalError
 
 BUSY_TIMEOUT = 30.0  # seconds to wait for another bot process holding the write lock
 STATES = ("rendered", "sending", "sent", "held")
@@ -82,6 +90,11 @@ MIGRATIONS: list[str] = [
         value       TEXT NOT NULL
     );
     """,
+    # 2 -> 3: who is sending a reply, and until when (exactly-once across concurrent processes)
+    """
+    ALTER TABLE replies ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    ALTER TABLE replies ADD COLUMN lease_until REAL
+    """,
 ]
 
 
@@ -99,16 +112,41 @@ class Reply:
     updated: float
     sending_at: float | None
     sent_at: float | None
+    owner: str = ""
+    lease_until: float | None = None
+
+    def lease_running(self, now: float | None = None) -> bool:
+        """Another live process holds this reply's claim: its lease has not run out, and its owner
+        (host:pid:token) is not a process of this host that is gone."""
+        if self.state != "sending" or (self.lease_until or 0) <= (now or time.time()):
+            return False
+        host, _, rest = self.owner.partition(":")
+        pid = rest.partition(":")[0]
+        return not (host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN ourselves, so each transaction is explicit.
-        self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")  # a recorded "sent" must survive a power cut
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN ourselves, so each transaction is explicit.
+            self.db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a recorded "sent" must survive a power cut
+        except (OSError, sqlite3.Error) as e:
+            raise OperationalError(f"database {path}: {e}") from e
         self._migrate()
 
     def close(self) -> None:
@@ -134,14 +172,21 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE: take the write lock up front, so check-then-update is atomic across processes."""
-        self.db.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE: take the write lock up front, so check-then-update is atomic across processes.
+        A database error (a full disk: "database or disk is full") rolls back and is an OperationalError."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise OperationalError(f"database {self.path}: {e}") from e
         try:
             yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("COMMIT")
+        except BaseException as e:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.Error):
+                raise OperationalError(f"database {self.path}: {e}; nothing recorded, rerun when it is fixed") from e
             raise
-        self.db.execute("COMMIT")
 
     # ---- replies ----
 
@@ -194,6 +239,49 @@ class Store:
             )
         reply.state, reply.reason, reply.updated = state, reason, now
         return True
+
+    def refresh(self, reply: Reply) -> Reply:
+        """The row as it is now (another process may have moved it)."""
+        row = self.db.execute("SELECT * FROM replies WHERE message_id = ?", (reply.message_id,)).fetchone()
+        return Reply(**dict(row)) if row else reply
+
+    def claim(self, reply: Reply, owner: str, lease: float, *, stale_ok: bool = False, held_ok: bool = False,
+              sent_ok: bool = False) -> str:
+        """Make `owner` the one sender of this reply (state sending, lease for `lease` seconds): "" when it did,
+        else why not. From rendered always; from an expired sending only with stale_ok (after reconciling),
+        from held with held_ok (--force), from sent with sent_ok (--resend). Refused while any other reply of
+        the same revision is sent or sending (one reply per revision)."""
+        now = time.time()
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM replies WHERE message_id = ?", (reply.message_id,)).fetchone()
+            if row is None:
+                return "the reply is not in the database"
+            cur = Reply(**dict(row))
+            allowed = (cur.state == "rendered" or (cur.state == "held" and held_ok)
+                       or (cur.state == "sent" and sent_ok)
+                       or (cur.state == "sending" and stale_ok and not cur.lease_running(now)))
+            if not allowed:
+                return f"it is {cur.state}" + (f" by another bot process ({cur.owner})" if cur.state == "sending"
+                                               else "")
+            other = db.execute("SELECT message_id, state FROM replies WHERE series = ? AND revision = ? AND"
+                               " message_id != ? AND state IN ('sent', 'sending')",
+                               (cur.series, cur.revision, cur.message_id)).fetchone()
+            if other is not None and not sent_ok:
+                return f"v{cur.revision} already has a reply {other['state']}: <{other['message_id']}>"
+            db.execute("UPDATE replies SET state = 'sending', owner = ?, lease_until = ?, sending_at = ?,"
+                       " attempts = attempts + 1, updated = ? WHERE message_id = ?",
+                       (owner, now + lease, now, now, reply.message_id))
+        return ""
+
+    def finish_send(self, reply: Reply, owner: str, state: str, reason: str) -> bool:
+        """End this owner's claim: sent (with reason = what the server said) or back to rendered."""
+        now = time.time()
+        sent_at = now if state == "sent" else None
+        with self.transaction() as db:
+            cur = db.execute("UPDATE replies SET state = ?, reason = ?, owner = '', lease_until = NULL,"
+                             " sent_at = COALESCE(?, sent_at), updated = ? WHERE message_id = ? AND owner = ?"
+                             " AND state = 'sending'", (state, reason, sent_at, now, reply.message_id, owner))
+        return cur.rowcount == 1
 
     def set_path(self, reply: Reply, path: str) -> None:
         with self.transaction() as db:

@@ -17,6 +17,7 @@ Safe to rerun: the archive is made anew each time under .cache/demo/.
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.localinbox import LocalInbox  # noqa: E402
-from bot.testseries import generate  # noqa: E402
+from bot.demo.localinbox import LocalInbox  # noqa: E402
+from bot.demo.series import generate  # noqa: E402
 
 SHARED_THREAD = ROOT.parent / "shared" / "lore" / "barry-lazyfree-v4.mbox"
 
@@ -55,11 +56,13 @@ def main() -> int:
     try:
         config = work / "config.toml"
         text = (
-            "# written by scripts/demo.py: the shipped config.toml, pointed at the local archive\n"
+            "# written by scripts/demo.py: the shipped config.toml, pointed at the local archive (the cache is the\n"
+            "# checkout's .cache/, as for the tests: kernels built once serve both)\n"
             + (ROOT / "config.toml").read_text().replace('url = "https://lore.kernel.org"', f'url = "{url}"')
             .replace('patchsets = "patchsets"', f'patchsets = "{patchsets}"')
             .replace('kernel_tree = "kernel-tree"', f'kernel_tree = "{ROOT / "kernel-tree"}"')
-            .replace('cache = ".cache"', f'cache = "{work / "cache"}"')
+            .replace('cache = ".cache"', f'cache = "{ROOT / ".cache"}"')
+            .replace('templates = "templates"', f'templates = "{ROOT / "templates"}"')
         )
         if args.kasan:
             assert "\nkasan = false " in text, "config.toml: [build] kasan line not found"
@@ -70,7 +73,7 @@ def main() -> int:
               flush=True)
         cmd = [str(ROOT / ".venv" / "bin" / "bot"), "check", v3.cover_msgid, "--config", str(config), "--refetch"]
         cmd += [f"--{k}={v}" for k, v in (("arch", args.arch), ("stages", args.stages)) if v]
-        print("demo: $ " + " ".join(cmd), flush=True)
+        print("demo: $ " + shlex.join(cmd), flush=True)
         return subprocess.run(cmd, timeout=3600).returncode
     finally:
         inbox.stop()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the multi-revision test series (bot/testseries.py) as mboxes: gen_series.py --tree kernel-tree --out DIR"""
+"""Write the multi-revision test series (bot/demo/series.py) as mboxes: gen_series.py --tree kernel-tree --out DIR"""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.demo.series import generate  # noqa: E402
 from bot.errors import BotError  # noqa: E402
-from bot.testseries import generate  # noqa: E402
 
 
 def main() -> int:

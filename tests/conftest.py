@@ -20,10 +20,21 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from bot.localinbox import LocalInbox
-from tests.mailgen import SeriesWriter
+from bot.demo.localinbox import LocalInbox
+from bot.demo.writer import SeriesWriter
+from tests.mailgen import toy_writer
 
 SHARED_LORE = Path(__file__).resolve().parents[1] / ".." / "shared" / "lore"
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """tests/integration/* start real servers and processes, tests/kernel/* build and boot kernels: marked so
+    `pytest -m "not kernel"` or `-m "not kernel and not integration"` pick the fast ones."""
+    for item in items:
+        parts = Path(item.path).relative_to(TESTS).parts
+        if parts[0] in ("integration", "kernel"):
+            item.add_marker(getattr(pytest.mark, parts[0]))
 BARRY_V4 = SHARED_LORE / "barry-lazyfree-v4.mbox"
 BOT = str(Path(sys.executable).with_name("bot"))
 
@@ -100,7 +111,7 @@ def post(smtp: tuple[str, int, Recorder], inbox: LocalInbox) -> Callable[[list[E
 @pytest.fixture
 def writer(tmp_path: Path, request: pytest.FixtureRequest) -> SeriesWriter:
     tag = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
-    return SeriesWriter(tmp_path, tag)
+    return toy_writer(tmp_path, tag)
 
 
 def write_config(path: Path, url: str, timeout: float = 10, retries: int = 1,

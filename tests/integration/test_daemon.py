@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.localinbox import LocalInbox
-from bot.lore import split_mbox
+from bot.demo.localinbox import LocalInbox
+from bot.demo.writer import Patch, Revision, SeriesWriter
+from bot.patches import split_mbox
 from tests.conftest import BOT, Recorder, bot_env, run_bot, smtp_server
-from tests.mailgen import Patch, Revision, SeriesWriter, rmap_with
+from tests.mailgen import rmap_with, toy_writer
 
 KERNEL_TREE = Path(__file__).resolve().parents[2] / "kernel-tree"
 
@@ -55,9 +56,8 @@ def relay(own_inbox: LocalInbox) -> Iterator[tuple[int, Recorder]]:
 
 def daemon_config(tmp_path: Path, url: str, port: int, kernel_tree: Path | str = "kernel-tree",
                   **daemon: object) -> Path:
-    keys = {"stages": ["fetch", "walkdiff", "report"], "arches": ["x86_64"], "backoff": 0.1,
-            "patterns": ["mm/note.c"], **daemon}
-    text = (f'[lore]\nurl = "{url}"\nlist = "linux-mm"\ntimeout = 10\nretries = 1\n'
+    keys = {"stages": ["fetch", "walkdiff", "report"], "arches": ["x86_64"], "patterns": ["mm/note.c"], **daemon}
+    text = (f'[lore]\nurl = "{url}"\nlist = "linux-mm"\ntimeout = 10\nretries = 1\nbackoff = 0.1\n'
             f'[paths]\npatchsets = "patchsets"\nkernel_tree = "{kernel_tree}"\ncache = "cache"\n'
             f'[report]\nmode = "list"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\nsmtp_timeout = 10\n'
             f'smtp_retries = 1\nsmtp_backoff = 0.1\nsender = "mm-review-bot <bot@review.example.org>"\n'
@@ -106,13 +106,13 @@ def replies(box: LocalInbox, msgid: str) -> list[EmailMessage]:
 
 def mm_series(writer: SeriesWriter, version: int, cond: str) -> list[EmailMessage]:
     return writer.write(Revision(version, "mm: daemon series", [
-        Patch(f"mm/rmap: exit when {cond}", {"mm/rmap.c": rmap_with(cond)}),
-        Patch("mm: note", {"mm/note.c": f"/* {cond} */\n"}),
-    ]))
+        Patch(f"mm/rmap: exit when {cond}", files={"mm/rmap.c": rmap_with(cond)}),
+        Patch("mm: note", files={"mm/note.c": f"/* {cond} */\n"}),
+    ])).messages()
 
 
 def now_writer(tmp_path: Path, tag: str) -> SeriesWriter:
-    return SeriesWriter(tmp_path, tag, start=datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1))
+    return toy_writer(tmp_path, tag, start=datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1))
 
 
 def result(config: Path, slug: str, version: int) -> dict:
@@ -127,9 +127,9 @@ def test_new_series_reviewed_once_then_new_revision_against_previous(tmp_path: P
     v1 = mm_series(writer, 1, "nr_pages > 1")
     deliver(own_inbox, v1)
     deliver(own_inbox, v1)  # the same series posted twice (same Message-IDs): the archive keeps both
-    drivers = SeriesWriter(tmp_path, "drv", start=writer.when)
-    deliver(own_inbox, drivers.write(Revision(1, "drivers: not mm", [Patch("drv: x", {"drivers/x.c": "x\n"})],
-                                              cover=False)))
+    drivers = toy_writer(tmp_path, "drv", start=writer.when)
+    deliver(own_inbox, drivers.write(Revision(1, "drivers: not mm", [Patch("drv: x", files={"drivers/x.c": "x\n"})],
+                                              cover=False)).messages())
     nodiff = EmailMessage()
     nodiff["From"], nodiff["To"], nodiff["Subject"] = "Bob <bob@example.org>", "linux-mm@kvack.org", \
         "[PATCH] mm: a patch without a diff"

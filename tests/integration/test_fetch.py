@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.demo.writer import Patch, Revision, SeriesWriter
 from tests.conftest import run_bot
-from tests.mailgen import Patch, Revision, SeriesWriter, rmap_with
+from tests.mailgen import rmap_with
 
 V4_PATCH3 = "20250214093015.51024-4-21cnbao@gmail.com"
 
@@ -38,7 +39,7 @@ def test_barry_v4_found_with_its_patches_in_order(config: Path) -> None:
     assert rev["stages"]["fetch"]["status"] == "ok"
     assert rev["found_by"] == ["requested"]
     for name in ("apply", "walkdiff", "report"):
-        assert rev["stages"][name]["status"] == "skipped"
+        assert rev["stages"][name] == {"status": "not_run", "detail": "not run"}
     vdir = config.parent / "patchsets" / out["series"]["slug"] / "v4"
     mbx = (vdir / "series.mbx").read_text()
     # b4 put the patches in order and collected the trailers from the replies in the thread
@@ -66,15 +67,15 @@ def test_a_reply_leads_to_its_series(config: Path) -> None:
 
 def two_patches(tag: str, cond: str) -> list[Patch]:
     return [
-        Patch(f"mm/rmap: exit the walk when {cond}", {"mm/rmap.c": rmap_with(cond)}),
-        Patch(f"mm: note for {tag}", {"mm/note.c": f"/* {tag} */\n"}),
+        Patch(f"mm/rmap: exit the walk when {cond}", files={"mm/rmap.c": rmap_with(cond)}),
+        Patch(f"mm: note for {tag}", files={"mm/note.c": f"/* {tag} */\n"}),
     ]
 
 
 def test_threaded_revisions(config: Path, writer: SeriesWriter, post) -> None:
-    v1 = writer.write(Revision(1, "mm: threaded series", two_patches("t1", "nr_pages > 1")))
+    v1 = writer.write(Revision(1, "mm: threaded series", two_patches("t1", "nr_pages > 1"))).messages()
     v2 = writer.write(Revision(2, "mm: threaded series", two_patches("t2", "nr_pages == 4"),
-                               reply_to=writer.msgid(1, 0)))
+                               reply_to=writer.msgid(1, 0))).messages()
     post(v1 + v2)
     out = check(config, writer.msgid(2, 2))
     assert versions(out) == {1: "threading", 2: "requested"}
@@ -83,7 +84,7 @@ def test_threaded_revisions(config: Path, writer: SeriesWriter, post) -> None:
 
 def test_unthreaded_revisions_found_by_search(config: Path, writer: SeriesWriter, post) -> None:
     for v, cond in ((1, "nr_pages > 1"), (2, "nr_pages > 2"), (3, "nr_pages == 4")):
-        post(writer.write(Revision(v, "mm: searched series", two_patches(f"s{v}", cond))))
+        post(writer.write(Revision(v, "mm: searched series", two_patches(f"s{v}", cond))).messages())
     out = check(config, writer.msgid(2, 0))
     assert versions(out) == {1: "search:subject+author", 2: "requested", 3: "search:subject+author"}
     slug = out["series"]["slug"]
@@ -92,20 +93,20 @@ def test_unthreaded_revisions_found_by_search(config: Path, writer: SeriesWriter
 
 
 def test_change_id_search(config: Path, writer: SeriesWriter, post) -> None:
-    post(writer.write(Revision(1, "mm: old name", two_patches("c1", "x"), change_id="20250601-abc-1234")))
-    post(writer.write(Revision(2, "mm: new name", two_patches("c2", "y"), change_id="20250601-abc-1234")))
+    post(writer.write(Revision(1, "mm: old name", two_patches("c1", "x"), change_id="20250601-abc-1234")).messages())
+    post(writer.write(Revision(2, "mm: new name", two_patches("c2", "y"), change_id="20250601-abc-1234")).messages())
     out = check(config, writer.msgid(2, 1))
     assert versions(out) == {1: "search:change-id", 2: "requested"}
 
 
 def test_changelog_links_follow_renamed_unthreaded_revisions(config: Path, writer: SeriesWriter, post) -> None:
-    post(writer.write(Revision(1, "mm: first name", two_patches("l1", "a"))))
+    post(writer.write(Revision(1, "mm: first name", two_patches("l1", "a"))).messages())
     post(writer.write(Revision(2, "mm: second name", two_patches("l2", "b"), blurb=(
         "Changes since v1:\n - renamed\n"
-        f"v1: https://lore.kernel.org/linux-mm/{writer.msgid(1, 0)}/\n"))))
+        f"v1: https://lore.kernel.org/linux-mm/{writer.msgid(1, 0)}/\n"))).messages())
     post(writer.write(Revision(3, "mm: third name", two_patches("l3", "c"), blurb=(
         "v2 -> v3: renamed again,\n"
-        f"  https://lore.kernel.org/all/{writer.msgid(2, 0)}/T/#u\n"))))
+        f"  https://lore.kernel.org/all/{writer.msgid(2, 0)}/T/#u\n"))).messages())
     out = check(config, writer.msgid(3, 0))
     assert versions(out) == {1: "changelog-link from v2", 2: "changelog-link from v3", 3: "requested"}
     subjects = [r["subject"] for r in out["revisions"]]
@@ -114,8 +115,8 @@ def test_changelog_links_follow_renamed_unthreaded_revisions(config: Path, write
 
 
 def test_patch_without_version_is_v1(config: Path, writer: SeriesWriter, post) -> None:
-    post(writer.write(Revision(1, "", [Patch("mm: lone patch", {"mm/rmap.c": rmap_with("q")})], cover=False,
-                               no_version=True)))
+    post(writer.write(Revision(1, "", [Patch("mm: lone patch", files={"mm/rmap.c": rmap_with("q")})], cover=False,
+                               prefix="PATCH")).messages())
     out = check(config, writer.msgid(1, 1))
     (rev,) = out["revisions"]
     assert rev["version"] == 1
@@ -124,9 +125,9 @@ def test_patch_without_version_is_v1(config: Path, writer: SeriesWriter, post) -
 
 
 def test_rerun_reuses_the_fetched_series_unless_refetch(config: Path, writer: SeriesWriter, post) -> None:
-    post(writer.write(Revision(1, "mm: reused", two_patches("r1", "a"))))
+    post(writer.write(Revision(1, "mm: reused", two_patches("r1", "a"))).messages())
     first = check(config, writer.msgid(1, 0))
-    post(writer.write(Revision(2, "mm: reused", two_patches("r2", "b"))))
+    post(writer.write(Revision(2, "mm: reused", two_patches("r2", "b"))).messages())
     proc = run_bot("check", writer.msgid(1, 0), "--config", str(config), "--stages", "fetch", cwd=config.parent)
     assert proc.returncode == 0 and "reusing" in proc.stderr
     again = check(config, writer.msgid(1, 0))

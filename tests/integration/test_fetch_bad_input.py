@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.demo.writer import Patch, Revision, SeriesWriter
 from tests.conftest import run_bot, write_config
-from tests.mailgen import AUTHOR, LIST, Patch, Revision, SeriesWriter
+from tests.mailgen import AUTHOR, LIST, toy_writer
 
 
 def series_dirs(config: Path) -> list[Path]:
@@ -31,7 +32,7 @@ def failing(config: Path, target: str, code: int) -> str:
 
 
 def three(tag: str) -> list[Patch]:
-    return [Patch(f"mm: {tag} part {i}", {f"mm/{tag}{i}.c": f"int {tag}{i};\n" + "int pad;\n" * 10})
+    return [Patch(f"mm: {tag} part {i}", files={f"mm/{tag}{i}.c": f"int {tag}{i};\n" + "int pad;\n" * 10})
             for i in (1, 2, 3)]
 
 
@@ -54,22 +55,22 @@ def test_message_that_is_not_part_of_a_series(config: Path, post) -> None:
 
 
 def test_truncated_patch(config: Path, writer: SeriesWriter, post) -> None:
-    post(writer.write(Revision(1, "mm: truncated", three("tr"), truncate=2)))
+    post(writer.write(Revision(1, "mm: truncated", three("tr"), truncate=2)).messages())
     line = failing(config, writer.msgid(1, 0), 1)
     assert f"patch 2/3 <{writer.msgid(1, 2)}>" in line and "ends early" in line
 
 
 def test_missing_patch(config: Path, writer: SeriesWriter, post) -> None:
-    post(writer.write(Revision(1, "mm: gap", three("gp"), omit=[2])))
+    post(writer.write(Revision(1, "mm: gap", three("gp"), omit=[2])).messages())
     line = failing(config, writer.msgid(1, 3), 1)
     assert "v1 is incomplete: patch 2/3 missing (have 1/3, 3/3)" in line
 
 
 def test_two_postings_claim_the_same_version(config: Path, writer: SeriesWriter, tmp_path: Path, post) -> None:
-    twin = SeriesWriter(tmp_path, writer.tag + "-twin")
-    post(writer.write(Revision(2, "mm: twice", three("tw"))))
-    post(twin.write(Revision(2, "mm: twice", three("tx"))))
-    post(writer.write(Revision(3, "mm: twice", three("ty"))))
+    twin = toy_writer(tmp_path, "two-postings-claim-the-same-version-twin")
+    post(writer.write(Revision(2, "mm: twice", three("tw"))).messages())
+    post(twin.write(Revision(2, "mm: twice", three("tx"))).messages())
+    post(writer.write(Revision(3, "mm: twice", three("ty"))).messages())
     line = failing(config, writer.msgid(3, 0), 1)
     assert "two postings claim to be v2" in line
     assert writer.msgid(2, 0) in line and twin.msgid(2, 0) in line

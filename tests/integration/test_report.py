@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.localinbox import LocalInbox
-from bot.lore import split_mbox
+from bot.demo.localinbox import LocalInbox
+from bot.demo.writer import Patch, Revision, SeriesWriter
+from bot.patches import split_mbox
 from tests.conftest import Recorder, run_bot, smtp_server, write_config
-from tests.mailgen import Patch, Revision, SeriesWriter, rmap_with
+from tests.mailgen import rmap_with, toy_writer
 
 
 @pytest.fixture
@@ -76,9 +77,9 @@ def replies_in(msgs: list[EmailMessage]) -> list[EmailMessage]:
 
 def series(writer: SeriesWriter, title: str, cover: bool = True) -> list[EmailMessage]:
     return writer.write(Revision(1, title, [
-        Patch(f"mm/rmap: {title}", {"mm/rmap.c": rmap_with("nr_pages > 1")}),
-        Patch(f"mm: note for {title}", {"mm/note.c": "/* note */\n"}),
-    ], cover=cover))
+        Patch(f"mm/rmap: {title}", files={"mm/rmap.c": rmap_with("nr_pages > 1")}),
+        Patch(f"mm: note for {title}", files={"mm/note.c": "/* note */\n"}),
+    ], cover=cover)).messages()
 
 
 def db_rows(config: Path) -> list[sqlite3.Row]:
@@ -135,7 +136,7 @@ def test_smtp_down_then_refusing_then_up(tmp_path: Path, inbox: LocalInbox, rela
     post(series(writer, "smtp trouble"))
     down = report_config(tmp_path, inbox, free_port(), "author")
     stage = check(down, writer.msgid(1, 0))["revisions"][0]["stages"]["report"]
-    assert stage["status"] == "error" and "queued" in stage["detail"] and "gave up after 2 attempts" in stage["detail"]
+    assert stage["status"] == "error" and "queued" in stage["detail"] and "failed after 2 attempts" in stage["detail"]
     assert db_rows(down)[0]["state"] == "rendered"  # still queued, not lost
     config = report_config(tmp_path, inbox, port, "author")
     rec.answer = "451 4.3.0 try again later"
@@ -151,8 +152,10 @@ def test_smtp_down_then_refusing_then_up(tmp_path: Path, inbox: LocalInbox, rela
     assert db_rows(config)[0]["attempts"] == 4  # one per run that tried: down, 451, 554, sent
     proc = bot(config, "post", writer.msgid(1, 0))
     assert "already sent" in proc.stdout and len(rec.received) == 1
-    proc = bot(config, "post", writer.msgid(1, 0), "--force")
-    assert proc.returncode == 0 and len(rec.received) == 2  # --force resends, on purpose
+    proc = bot(config, "post", writer.msgid(1, 0), "--force")  # --force never sends a sent reply again
+    assert proc.returncode == 0 and "--resend" in proc.stdout and len(rec.received) == 1, proc.stdout
+    proc = bot(config, "post", writer.msgid(1, 0), "--resend")
+    assert proc.returncode == 0 and len(rec.received) == 2  # --resend resends, on purpose
 
 
 def test_killed_between_send_and_record_posts_once(tmp_path: Path, inbox: LocalInbox, relay, post,
@@ -199,7 +202,7 @@ def test_no_cover_letter_replies_to_patch_1(tmp_path: Path, inbox: LocalInbox, r
 
 def test_non_ascii_author_name_encoded(tmp_path: Path, inbox: LocalInbox, relay, post) -> None:
     port, rec = relay
-    writer = SeriesWriter(tmp_path, "nonascii", author="Zoë Ångström-Łukasz <zoe@example.org>")
+    writer = toy_writer(tmp_path, "nonascii", author="Zoë Ångström-Łukasz <zoe@example.org>")
     post(series(writer, "non-ascii author"))
     config = report_config(tmp_path, inbox, port, "list")
     check(config, writer.msgid(1, 0))

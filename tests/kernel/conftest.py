@@ -1,6 +1,7 @@
 """Where the real kernel tree is, for the tests/kernel tests.
 
-$MM_REVIEW_BOT_KERNEL_TREE, default kernel-tree/ of this checkout (made by `bot setup`). Without a tree these
+$MM_REVIEW_BOT_KERNEL_TREE, default kernel-tree/ of this checkout (made by `bot setup`); the cache (build
+dirs, ccache) is the checkout's .cache/ unless $MM_REVIEW_BOT_TEST_CACHE says otherwise. Without a tree these
 tests skip locally, but fail under CI (CI=true), where `make test` sets the tree up first: a skip there
 would hide a missing install step.
 """
@@ -16,7 +17,11 @@ from pathlib import Path
 import pygit2
 import pytest
 
-KERNEL_TREE = Path(os.environ.get("MM_REVIEW_BOT_KERNEL_TREE", Path(__file__).resolve().parents[2] / "kernel-tree"))
+REPO = Path(__file__).resolve().parents[2]
+KERNEL_TREE = Path(os.environ.get("MM_REVIEW_BOT_KERNEL_TREE", REPO / "kernel-tree"))
+# The checkout's cache (what `make demo` and config.toml use): build dirs and ccache are shared, so kernels
+# built once serve the demo and every test run after it.
+CACHE = Path(os.environ.get("MM_REVIEW_BOT_TEST_CACHE", REPO / ".cache"))
 
 
 def no_tree(reason: str) -> None:

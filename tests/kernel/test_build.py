@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from bot import apply, build, testseries
+from bot import build
 from bot.config import Config, PathsConfig
+from bot.demo import series as testseries
 from bot.results import PatchInfo, RevisionResult
-from tests.kernel.conftest import KERNEL_TREE, no_tree, restored_tree
+from bot.tree import apply_series
+from tests.kernel.conftest import CACHE, KERNEL_TREE, no_tree, restored_tree
+from tests.stages import run_stage
 
 pytestmark = pytest.mark.kernel
 
@@ -30,7 +33,7 @@ def cfg(tmp_path_factory):
         if shutil.which(tool) is None:
             no_tree(f"{tool} is not installed (make test installs it)")
     with restored_tree("review/pytest-build/*"):
-        yield Config(paths=PathsConfig(kernel_tree=TREE, patchsets=tmp_path_factory.mktemp("patchsets")))
+        yield Config(paths=PathsConfig(kernel_tree=TREE, patchsets=tmp_path_factory.mktemp("patchsets"), cache=CACHE))
 
 
 @pytest.fixture(scope="module")
@@ -40,34 +43,33 @@ def series(cfg, tmp_path_factory) -> dict[int, Path]:
 
 
 def built(cfg: Config, mbox: Path, version: int) -> RevisionResult:
-    stage, base = apply.apply_series(cfg, mbox, f"review/pytest-build/v{version}")
-    assert stage.status == "ok", stage
+    stage = apply_series(cfg, mbox, f"review/pytest-build/v{version}")
+    assert stage.status == "ok" and stage.commits and stage.base, stage
     r = RevisionResult(f"v{version}@pytest", version, "s", "a", "d",
-                       [PatchInfo(c["index"], c["subject"], "") for c in stage.extra["commits"]], [])
-    r.base = base
-    r.set_stage("apply", stage)
-    build.run_stage(cfg, {"slug": "pytest-build"}, r, [r], ARCHES)
-    return r
+                       [PatchInfo(c.index, c.subject, "") for c in stage.commits], [])
+    r.base = stage.base
+    r.stages.apply = stage
+    return run_stage(build.run_stage, cfg, r, ARCHES, slug="pytest-build")
 
 
 def test_v1_adds_no_warnings(cfg, series):
     r = built(cfg, series[1], 1)
     for arch in ARCHES:
-        st = r.stages["build"][arch]
-        assert st["status"] == "ok", (arch, st.get("detail"), st.get("log_tail"))
-        assert st["new_warnings"] == [], st["new_warnings"]
-        assert Path(st["image"]).stat().st_size > 100_000
-        assert Path(st["config"]).read_text().count("CONFIG_ADVISE_SYSCALLS=y") == 1
+        st = r.stages.build[arch]
+        assert st.status == "ok", (arch, st.detail, st.log_tail)
+        assert st.new_warnings == [], st.new_warnings
+        assert st.image and st.config and Path(st.image).stat().st_size > 100_000
+        assert Path(st.config).read_text().count("CONFIG_ADVISE_SYSCALLS=y") == 1
 
 
 def test_v4_reports_unused_variable_in_rmap(cfg, series):
     r = built(cfg, series[4], 4)
     for arch in ARCHES:
-        st = r.stages["build"][arch]
-        assert st["status"] == "ok", (arch, st.get("detail"), st.get("log_tail"))
-        new = st["new_warnings"]
+        st = r.stages.build[arch]
+        assert st.status == "ok", (arch, st.detail, st.log_tail)
+        new = st.new_warnings or []
         assert len(new) == 1, new
         w = new[0]
-        assert w["file"] == "mm/rmap.c" and "unused variable 'crossed'" in w["message"], w
-        assert w["text"] == "int crossed;"
-        assert w["patch"] is not None
+        assert w.file == "mm/rmap.c" and "unused variable 'crossed'" in w.message, w
+        assert w.text == "int crossed;"
+        assert w.patch is not None

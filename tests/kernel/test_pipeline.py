@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot import testseries
+from bot.demo import series as testseries
 from tests.conftest import run_bot, write_config
 from tests.kernel.conftest import KERNEL_TREE, git, restored_tree
 

@@ -1,4 +1,4 @@
-"""apply.py and the test series generator on the real Debian kernel tree (kernel-tree/ from `bot setup`).
+"""Applying (bot/tree/) and the demo series generator on the real Debian kernel tree (kernel-tree/ from `bot setup`).
 
 The tree: see tests/kernel/conftest.py. Branches review/pytest/* are made and
 deleted again, and HEAD is put back where it was.
@@ -12,14 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from bot import apply, testseries
 from bot.config import Config, PathsConfig
-from bot.testseries import CLARIFIED_EXIT, EXIT_COMMENT, TTU, Edit, PatchSpec, RevisionSpec
+from bot.demo import series as testseries
+from bot.demo.series import CLARIFIED_EXIT, EXIT_COMMENT, TTU, Edit, PatchSpec, RevisionSpec
+from bot.results import ApplyResult, Base, PatchRef
+from bot.tree import apply_series as tree_apply
 from tests.kernel.conftest import KERNEL_TREE, git, restored_tree
 
 pytestmark = pytest.mark.kernel
 
 TREE = KERNEL_TREE
+
+
+def apply_series(cfg: Config, mbox: Path, branch: str) -> tuple[ApplyResult, Base]:
+    res = tree_apply(cfg, mbox, branch)
+    return res, res.base or Base()
 
 
 @pytest.fixture(scope="module")
@@ -61,21 +68,21 @@ def test_generator_is_reproducible_and_lore_like(cfg, series, tmp_path):
 
 def test_revisions_apply_on_their_own_branches(cfg, series):
     makefile = TREE / "Makefile"
-    res, base = apply.apply_series(cfg, series[1], "review/pytest/v1")
+    res, base = apply_series(cfg, series[1], "review/pytest/v1")
     assert res.status == "ok", res.detail
-    assert base.source == "base-commit" and len(res.extra["commits"]) == 2
+    assert base.source == "base-commit" and len(res.commits or []) == 2
     mtime = makefile.stat().st_mtime_ns
-    res, _ = apply.apply_series(cfg, series[2], "review/pytest/v2")
+    res, _ = apply_series(cfg, series[2], "review/pytest/v2")
     assert res.status == "ok", res.detail
     text = rmap()
     assert "max_nr = folio_nr_pages(folio);" in text and "if (nr_pages > 1)\n\t\t\tgoto walk_done;" in text
-    res, _ = apply.apply_series(cfg, series[3], "review/pytest/v3")
+    res, _ = apply_series(cfg, series[3], "review/pytest/v3")
     assert res.status == "ok", res.detail
     text = rmap()
     assert "end_addr = pmd_addr_end(addr, vma->vm_end);" in text
     assert "if (nr_pages == folio_nr_pages(folio))\n\t\t\tgoto walk_done;" in text
     assert "PVMW_PGTABLE_CROSSED)\n\t\t\t\tgoto walk_abort;" in text
-    res, _ = apply.apply_series(cfg, series[4], "review/pytest/v4")
+    res, _ = apply_series(cfg, series[4], "review/pytest/v4")
     assert res.status == "ok" and "\tint crossed;\n" in rmap()
     assert makefile.stat().st_mtime_ns == mtime  # switching revisions left untouched files alone
     assert git("rev-parse", "--abbrev-ref", "HEAD").strip() == "review/pytest/v4"
@@ -83,12 +90,12 @@ def test_revisions_apply_on_their_own_branches(cfg, series):
 
 def test_broken_revision_fails_with_patch_and_hunk(cfg, series):
     before = state()
-    res, base = apply.apply_series(cfg, series[5], "review/pytest/v5")
+    res, base = apply_series(cfg, series[5], "review/pytest/v5")
     assert res.status == "failed"
-    assert res.extra["patch"] == {"index": 2, "subject": "mm/rmap: count page table crossings of mlocked folios"}
-    assert res.extra["file"] == "mm/rmap.c" and res.extra["hunk"].startswith("@@ -1998,7 +1998,7 @@")
+    assert res.patch == PatchRef(2, "mm/rmap: count page table crossings of mlocked folios")
+    assert res.file == "mm/rmap.c" and (res.hunk or "").startswith("@@ -1998,7 +1998,7 @@")
     assert base.source.startswith("branch:debian/")
-    notes = " ".join(res.extra["base_notes"])
+    notes = " ".join(res.base_notes or [])
     assert "is not in the tree" in notes and "no commit has the preimage blobs" in notes
     assert state() == before
     assert "review/pytest/v5" not in git("branch", "--list", "review/pytest/v5")
@@ -97,7 +104,7 @@ def test_broken_revision_fails_with_patch_and_hunk(cfg, series):
 def test_blobs_rule(cfg, series, tmp_path):
     mbx = tmp_path / "v3-nobase.mbx"
     mbx.write_text(re.sub(r"^base-commit: .*\n", "", series[3].read_text(), flags=re.M))
-    res, base = apply.apply_series(cfg, mbx, "review/pytest/blobs")
+    res, base = apply_series(cfg, mbx, "review/pytest/blobs")
     assert res.status == "ok" and base.source == "blobs"
 
 
@@ -105,7 +112,7 @@ def test_branch_rule(cfg, series, tmp_path):
     mbx = tmp_path / "v3-noblobs.mbx"
     text = re.sub(r"^base-commit: .*\n", "", series[3].read_text(), flags=re.M)
     mbx.write_text(re.sub(r"^index [0-9a-f]+\.\.[0-9a-f]+ \d+\n", "", text, flags=re.M))
-    res, base = apply.apply_series(cfg, mbx, "review/pytest/branch")
+    res, base = apply_series(cfg, mbx, "review/pytest/branch")
     assert res.status == "ok" and base.source.startswith("branch:debian/")
 
 
@@ -122,13 +129,14 @@ def test_out_of_order_series(cfg, tmp_path):
         ),
     )
     (g,) = testseries.generate(TREE, tmp_path, revisions=(spec,))
-    mails = (tmp_path / g.path).read_text().split("\nFrom 0000")
+    # numbered out of order: the second patch claims to be 1/2 (patches are applied in N/M order, as b4 does)
     swapped = tmp_path / "swapped.mbx"
-    swapped.write_text(mails[0] + "\n\nFrom 0000" + mails[2].rstrip("\n") + "\n\nFrom 0000" + mails[1])
+    text = (tmp_path / g.path).read_text()
+    swapped.write_text(re.sub(r"(\[PATCH v1 )([12])(/2\])", lambda m: m[1] + {"1": "2", "2": "1"}[m[2]] + m[3], text))
     before = state()
-    res, _ = apply.apply_series(cfg, swapped, "review/pytest/ooo")
-    assert res.status == "failed" and res.extra["patch"] == {"index": 1, "subject": "mm/rmap: second"}
-    assert res.extra["file"] == "mm/rmap.c"
+    res, _ = apply_series(cfg, swapped, "review/pytest/ooo")
+    assert res.status == "failed" and res.patch == PatchRef(1, "mm/rmap: second")
+    assert res.file == "mm/rmap.c"
     assert state() == before
 
 
@@ -150,6 +158,6 @@ def test_bad_input_is_refused_on_the_real_tree(cfg, tmp_path, diff, why):
         f"From 0000 Mon Sep 17 00:00:00 2001\nFrom: X <x@example.org>\nSubject: [PATCH] mm: bad\n\nmsg\n---\n{diff}"
     )
     before = state()
-    res, _ = apply.apply_series(cfg, mbx, "review/pytest/bad")
+    res, _ = apply_series(cfg, mbx, "review/pytest/bad")
     assert res.status == "failed" and why in res.detail
     assert state() == before

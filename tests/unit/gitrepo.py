@@ -1,4 +1,7 @@
-"""Small synthetic kernel-like git repositories for the tree/apply unit tests (git CLI, fixed identities)."""
+"""Small synthetic kernel-like git repositories for the tree/apply unit tests (git CLI, fixed identities).
+
+Series posted on them are written by bot/demo/writer.py, as everywhere else.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,16 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-from bot import tree as kt
+from bot import repo as kt
 from bot.config import Config, PathsConfig, TreeConfig
+from bot.demo.writer import Revision, SeriesWriter
 
 RMAP = "".join(f"line {i} of rmap\n" for i in range(1, 41))
 MADVISE = "".join(f"line {i} of madvise\n" for i in range(1, 21))
+JANE = "Jane Dev <jane@example.org>"
 
 
-def git(cwd: Path, *args: str, author: str = "Jane Dev <jane@example.org>") -> str:
+def git(cwd: Path, *args: str, author: str = JANE) -> str:
     env = kt.git_env()
     name, email = author[:-1].split(" <")
     env.update(GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=email, GIT_AUTHOR_DATE="1600000000 +0000")
@@ -29,7 +34,7 @@ def write(root: Path, files: dict[str, str | bytes]) -> None:
         p.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
-def commit(repo: Path, files: dict[str, str | bytes], msg: str, author: str = "Jane Dev <jane@example.org>") -> str:
+def commit(repo: Path, files: dict[str, str | bytes], msg: str, author: str = JANE) -> str:
     write(repo, files)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", msg, author=author)
@@ -54,28 +59,13 @@ def with_branches(cfg: Config, branches: list[str]) -> Config:
     return replace(cfg, tree=replace(cfg.tree, branches=branches))
 
 
-def author_clone(tree: Path, root: Path, at: str, name: str = "author") -> Path:
-    """The patch author's own clone, checked out at `at`."""
-    work = root / name
-    git(root, "clone", "-q", "--no-checkout", str(tree), str(work))
-    git(work, "checkout", "-q", "-B", "work", at)
-    return work
-
-
-def format_patch(work: Path, rng: str, out: Path, *extra: str) -> Path:
-    """One am-ready mbox of the commits in `rng`, like `b4 am` writes (patches only, in order)."""
-    text = git(work, "format-patch", "--stdout", "--signature=2.47.2", *extra, rng)
-    out.write_text(text)
-    return out
-
-
 def edit(text: str, old: str, new: str) -> str:
     assert old in text
     return text.replace(old, new, 1)
 
 
-def mail(subject: str, body: str, frm: str = "Jane Dev <jane@example.org>") -> str:
-    return (
-        f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\nFrom: {frm}\n"
-        f"Date: Mon, 05 Jan 2026 10:00:00 +0000\nSubject: {subject}\n\n{body}\n"
-    )
+def posted(tree: Path, base: str, out: Path, rev: Revision) -> Path:
+    """`rev` as the author, with `base` of `tree` checked out, posts it; as one mbox at `out` (like b4 am's)."""
+    writer = SeriesWriter.on_tree(tree, base, out.parent / f"{out.stem}-author", author=JANE)
+    out.write_text(writer.write(rev).mbox())
+    return out

@@ -1,4 +1,4 @@
-"""apply.py on synthetic trees: the three base rules, applying, and every kind of bad input."""
+"""The tree stage (bot/tree/) on synthetic trees: the three base rules, applying, and every kind of bad input."""
 
 from __future__ import annotations
 
@@ -8,19 +8,17 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from bot import apply
-from tests.unit.gitrepo import (
-    MADVISE,
-    RMAP,
-    author_clone,
-    commit,
-    edit,
-    format_patch,
-    git,
-    mail,
-    make_tree,
-    with_branches,
-)
+from bot import patches, repo
+from bot.demo.writer import Edit, Patch, Revision, handmade_mail
+from bot.results import ApplyResult, Base, PatchRef
+from bot.tree import apply as tree_apply
+from tests.unit.gitrepo import JANE, RMAP, commit, edit, git, make_tree, posted, with_branches
+
+
+def apply_series(*args: object, **kwargs: object) -> tuple[ApplyResult, Base]:
+    """The stage's result and the base it chose (kept on the result, stored as result.base)."""
+    res = tree_apply.apply_series(*args, **kwargs)  # type: ignore[arg-type]
+    return res, res.base or Base()
 
 
 def state(tree: Path) -> tuple[str, list[str], str]:
@@ -37,21 +35,26 @@ def kt(tmp_path: Path):
     return make_tree(tmp_path)
 
 
-def two_patch_series(tree: Path, tmp: Path, base: str, *extra: str) -> Path:
-    work = author_clone(tree, tmp, base)
-    commit(
-        work,
-        {"mm/rmap.c": edit(RMAP, "line 10 of rmap\n", "line 10 of rmap, batched\n")},
-        "mm/rmap: batch\n\nWhy it is right.\n\nReviewed-by: Rev Iewer <rev@example.org>\n"
-        "Signed-off-by: Jane Dev <jane@example.org>",
+def alone(*patches: Patch, fake_base: tuple[Edit, ...] = ()) -> Revision:
+    """Patches as `b4 am` writes them: no cover letter, no base-commit line."""
+    return Revision(1, "", patches, fake_base=fake_base, cover=False, base_commit=False)
+
+
+def two_patch_series(tree: Path, tmp: Path, base: str, cover: bool = False) -> Path:
+    """Patch 1 by another author with a trailer; `cover`: as posted, with a cover letter naming the base."""
+    batch = Patch(
+        "mm/rmap: batch",
+        "Why it is right.\n\nReviewed-by: Rev Iewer <rev@example.org>\nSigned-off-by: Jane Dev <jane@example.org>\n",
+        (Edit("mm/rmap.c", "line 10 of rmap\n", "line 10 of rmap, batched\n"),),
         author="Ann Author <ann@example.org>",
     )
-    commit(
-        work,
-        {"mm/madvise.c": edit(MADVISE, "line 5 of madvise\n", "line 5, lazyfree\n")},
-        "mm/madvise: comment\n\nSigned-off-by: Jane Dev <jane@example.org>",
+    comment = Patch(
+        "mm/madvise: comment",
+        "Signed-off-by: Jane Dev <jane@example.org>\n",
+        (Edit("mm/madvise.c", "line 5 of madvise\n", "line 5, lazyfree\n"),),
     )
-    return format_patch(work, f"{base}..HEAD", tmp / "series.mbx", *extra)
+    rev = Revision(1, "two patches", (batch, comment), cover=cover, base_commit=cover)
+    return posted(tree, base, tmp / "series.mbx", rev)
 
 
 # ---------------------------------------------------------------- base rules
@@ -59,19 +62,19 @@ def two_patch_series(tree: Path, tmp: Path, base: str, *extra: str) -> Path:
 
 def test_base_commit_from_cover_letter_applies_on_own_branch(kt, tmp_path):
     tree, cfg, base = kt
-    mbx = two_patch_series(tree, tmp_path, base, f"--base={base}", "--cover-letter")
-    res, b = apply.apply_series(cfg, mbx, "review/s/v1")
+    mbx = two_patch_series(tree, tmp_path, base, cover=True)
+    res, b = apply_series(cfg, mbx, "review/s/v1")
     assert res.status == "ok", res.detail
     assert (b.commit, b.source) == (base, "base-commit")
-    assert res.extra["branch"] == "review/s/v1"
-    assert [c["subject"] for c in res.extra["commits"]] == ["mm/rmap: batch", "mm/madvise: comment"]
+    assert res.branch == "review/s/v1"
+    assert [c.subject for c in res.commits] == ["mm/rmap: batch", "mm/madvise: comment"]
     repo = pygit2.Repository(str(tree))
     assert repo.head.shorthand == "review/s/v1"
-    first = repo[res.extra["commits"][0]["commit"]]
+    first = repo[res.commits[0].commit]
     assert first.author.email == "ann@example.org"  # git am keeps author and trailers
     assert "Reviewed-by: Rev Iewer <rev@example.org>" in first.message
     assert first.committer.email == "mm-review-bot@localhost"
-    assert str(repo[res.extra["commits"][1]["commit"]].parents[0].id) == str(first.id)
+    assert str(repo[res.commits[1].commit].parents[0].id) == str(first.id)
     assert "batched" in (tree / "mm/rmap.c").read_text()
     assert git(tree, "status", "--porcelain") == ""
 
@@ -79,17 +82,17 @@ def test_base_commit_from_cover_letter_applies_on_own_branch(kt, tmp_path):
 def test_base_commit_from_caller(kt, tmp_path):
     tree, cfg, base = kt
     mbx = two_patch_series(tree, tmp_path, base)  # b4 am output has no cover letter
-    res, b = apply.apply_series(cfg, mbx, "review/s/v1", base_commit=base[:12])
+    res, b = apply_series(cfg, mbx, "review/s/v1", base_commit=base[:12])
     assert res.status == "ok" and b.source == "base-commit" and b.commit == base
 
 
 def test_base_commit_not_in_tree_falls_through_to_blobs(kt, tmp_path):
     tree, cfg, base = kt
     mbx = two_patch_series(tree, tmp_path, base)
-    res, b = apply.apply_series(cfg, mbx, "review/s/v1", base_commit="deadbeef" * 5)
+    res, b = apply_series(cfg, mbx, "review/s/v1", base_commit="deadbeef" * 5)
     assert res.status == "ok"
     assert b.source == "blobs" and b.commit == base
-    assert any("deadbeef" in n and "not in the tree" in n for n in res.extra["base_notes"])
+    assert any("deadbeef" in n and "not in the tree" in n for n in res.base_notes)
 
 
 def test_blobs_find_an_older_commit_in_branch_history(kt, tmp_path):
@@ -101,7 +104,7 @@ def test_blobs_find_an_older_commit_in_branch_history(kt, tmp_path):
     git(tree, "branch", "-q", "-D", "master")
     cfg = with_branches(cfg, ["mm-new"])
     mbx = two_patch_series(tree, tmp_path, base)
-    res, b = apply.apply_series(cfg, mbx, "review/s/v1")
+    res, b = apply_series(cfg, mbx, "review/s/v1")
     assert res.status == "ok", res.detail
     assert (b.commit, b.source) == (base, "blobs")
 
@@ -113,26 +116,24 @@ def test_branch_heads_in_order_first_that_applies(kt, tmp_path):
     git(tree, "checkout", "-q", "--detach", base)
     cfg = with_branches(cfg, ["mm-new", "master"])
     # The author's tree differs elsewhere in the files, so no preimage blob matches anything we have.
-    work = author_clone(tree, tmp_path, base)
-    commit(work, {"mm/rmap.c": RMAP + "author-only line\n", "mm/madvise.c": MADVISE + "x\n"}, "local work")
-    commit(
-        work,
-        {"mm/rmap.c": edit(RMAP + "author-only line\n", "line 10 of rmap\n", "line 10, batched\n")},
-        "mm/rmap: batch",
+    local_work = (
+        Edit("mm/rmap.c", "line 40 of rmap\n", "line 40 of rmap\nauthor-only line\n"),
+        Edit("mm/madvise.c", "line 20 of madvise\n", "line 20 of madvise\nx\n"),
     )
-    mbx = format_patch(work, "HEAD~1..HEAD", tmp_path / "s.mbx")
-    res, b = apply.apply_series(cfg, mbx, "review/s/v1")
+    batch = Patch("mm/rmap: batch", "", (Edit("mm/rmap.c", "line 10 of rmap\n", "line 10, batched\n"),))
+    mbx = posted(tree, base, tmp_path / "s.mbx", alone(batch, fake_base=local_work))
+    res, b = apply_series(cfg, mbx, "review/s/v1")
     assert res.status == "ok", res.detail
     assert (b.commit, b.source) == (base, "branch:master")
-    assert any("no commit has the preimage blobs" in n for n in res.extra["base_notes"])
-    assert any(n.startswith("branch:mm-new") for n in res.extra["base_notes"])
+    assert any("no commit has the preimage blobs" in n for n in res.base_notes)
+    assert any(n.startswith("branch:mm-new") for n in res.base_notes)
 
 
 def test_no_base_branches_is_a_failure_not_a_crash(kt, tmp_path):
     tree, cfg, base = kt
     mbx = two_patch_series(tree, tmp_path, base)
     git(tree, "branch", "-q", "-D", "master")
-    res, b = apply.apply_series(with_branches(cfg, ["nope"]), mbx, "review/s/v1")
+    res, b = apply_series(with_branches(cfg, ["nope"]), mbx, "review/s/v1")
     assert res.status == "failed" and "no base" in res.detail and b.commit is None
 
 
@@ -142,12 +143,12 @@ def test_no_base_branches_is_a_failure_not_a_crash(kt, tmp_path):
 def test_switching_revisions_rewrites_only_differing_files(kt, tmp_path):
     tree, cfg, base = kt
     mbx = two_patch_series(tree, tmp_path, base)
-    assert apply.apply_series(cfg, mbx, "review/s/v1")[0].status == "ok"
+    assert apply_series(cfg, mbx, "review/s/v1")[0].status == "ok"
     readme = tree / "README"
     os.utime(readme, (1, 1))  # an old mtime that a rewrite would replace
     git(tree, "update-index", "--refresh")
     (tree / "build.o").write_text("untracked build output survives\n")
-    res, _ = apply.apply_series(cfg, mbx, "review/s/v2")
+    res, _ = apply_series(cfg, mbx, "review/s/v2")
     assert res.status == "ok"
     assert readme.stat().st_mtime == 1
     assert (tree / "build.o").exists()
@@ -156,15 +157,15 @@ def test_switching_revisions_rewrites_only_differing_files(kt, tmp_path):
 def test_reapplying_the_same_revision_is_fine(kt, tmp_path):
     tree, cfg, base = kt
     mbx = two_patch_series(tree, tmp_path, base)
-    first, _ = apply.apply_series(cfg, mbx, "review/s/v1")
-    again, _ = apply.apply_series(cfg, mbx, "review/s/v1")
-    assert again.status == "ok" and again.extra["commits"] == first.extra["commits"]  # reproducible ids
+    first, _ = apply_series(cfg, mbx, "review/s/v1")
+    again, _ = apply_series(cfg, mbx, "review/s/v1")
+    assert again.status == "ok" and again.commits == first.commits  # reproducible ids
 
 
 def test_leftover_local_changes_are_reset(kt, tmp_path):
     tree, cfg, base = kt
     (tree / "README").write_text("scribbled\n")
-    res, _ = apply.apply_series(cfg, two_patch_series(tree, tmp_path, base), "review/s/v1")
+    res, _ = apply_series(cfg, two_patch_series(tree, tmp_path, base), "review/s/v1")
     assert res.status == "ok" and (tree / "README").read_text() == "tree\n"
 
 
@@ -173,28 +174,17 @@ def test_leftover_local_changes_are_reset(kt, tmp_path):
 
 def test_patch_that_does_not_apply_names_patch_file_and_hunk(kt, tmp_path):
     tree, cfg, base = kt
-    work = author_clone(tree, tmp_path, base)
-    commit(work, {"mm/madvise.c": edit(MADVISE, "line 5 of madvise\n", "line 5, lazyfree\n")}, "mm/madvise: ok")
-    commit(work, {"mm/rmap.c": edit(RMAP, "line 30 of rmap\n", "line 30 changed\n")}, "mm/rmap: unseen base")
-    commit(
-        work,
-        {
-            "mm/rmap.c": edit(
-                edit(RMAP, "line 30 of rmap\n", "line 30 changed\n"), "line 30 changed\n", "line 30 changed twice\n"
-            )
-        },
-        "mm/rmap: on top",
-    )
+    # patch 2 was made on a change to mm/rmap.c that the tree does not have
+    unseen = (Edit("mm/rmap.c", "line 30 of rmap\n", "line 30 changed\n"),)
+    ok = Patch("mm/madvise: ok", "", (Edit("mm/madvise.c", "line 5 of madvise\n", "line 5, lazyfree\n"),))
+    on_top = Patch("mm/rmap: on top", "", (Edit("mm/rmap.c", "line 30 changed\n", "line 30 changed twice\n"),))
     before = state(tree)
-    mbx = tmp_path / "s.mbx"
-    mbx.write_text(
-        git(work, "format-patch", "--stdout", "HEAD~3..HEAD~2") + git(work, "format-patch", "--stdout", "HEAD~1..HEAD")
-    )
-    res, b = apply.apply_series(cfg, mbx, "review/s/v1")
+    mbx = posted(tree, base, tmp_path / "s.mbx", alone(ok, on_top, fake_base=unseen))
+    res, b = apply_series(cfg, mbx, "review/s/v1")
     assert res.status == "failed"
-    assert res.extra["patch"] == {"index": 2, "subject": "mm/rmap: on top"}
-    assert res.extra["file"] == "mm/rmap.c"
-    assert res.extra["hunk"].startswith("@@ -27,7 +27,7 @@")
+    assert res.patch == PatchRef(2, "mm/rmap: on top")
+    assert res.file == "mm/rmap.c"
+    assert res.hunk.startswith("@@ -27,7 +27,7 @@")
     assert "patch 2 'mm/rmap: on top' does not apply at mm/rmap.c" in res.detail
     assert b.source == "branch:master"
     assert state(tree) == before
@@ -202,20 +192,18 @@ def test_patch_that_does_not_apply_names_patch_file_and_hunk(kt, tmp_path):
 
 def test_out_of_order_series_fails_at_first_patch_that_does_not_apply(kt, tmp_path):
     tree, cfg, base = kt
-    work = author_clone(tree, tmp_path, base)
-    one = edit(RMAP, "line 10 of rmap\n", "line 10 first\n")
-    commit(work, {"mm/rmap.c": one}, "mm/rmap: first")
-    commit(work, {"mm/rmap.c": edit(one, "line 10 first\n", "line 10 second\n")}, "mm/rmap: second")
-    mbx = tmp_path / "s.mbx"
-    mbx.write_text(git(work, "format-patch", "--stdout", "-2", "HEAD"))
-    # reorder: patch 2/2 first
-    parts = mbx.read_text().split("\nFrom ")
-    mbx.write_text(("From " + parts[1]).rstrip("\n") + "\n\n" + parts[0] + "\n")
+    first = Patch("mm/rmap: first", "", (Edit("mm/rmap.c", "line 10 of rmap\n", "line 10 first\n"),))
+    second = Patch("mm/rmap: second", "", (Edit("mm/rmap.c", "line 10 first\n", "line 10 second\n"),))
+    mbx = posted(tree, base, tmp_path / "s.mbx", alone(first, second))
+    text = mbx.read_text()
+    # numbered out of order: the second commit claims to be 1/2 (patches are applied in N/M order, as b4 does)
+    mbx.write_text(text.replace("[PATCH 1/2]", "[PATCH x/2]").replace("[PATCH 2/2]", "[PATCH 1/2]")
+                   .replace("[PATCH x/2]", "[PATCH 2/2]"))
     before = state(tree)
-    res, _ = apply.apply_series(cfg, mbx, "review/s/v1")
+    res, _ = apply_series(cfg, mbx, "review/s/v1")
     assert res.status == "failed"
-    assert res.extra["patch"]["index"] == 1 and res.extra["patch"]["subject"] == "mm/rmap: second"
-    assert res.extra["file"] == "mm/rmap.c" and res.extra["hunk"].startswith("@@ -7,7 +7,7 @@")
+    assert res.patch == PatchRef(1, "mm/rmap: second")
+    assert res.file == "mm/rmap.c" and res.hunk.startswith("@@ -7,7 +7,7 @@")
     assert state(tree) == before
 
 
@@ -232,9 +220,9 @@ BAD_PATHS = [
 def test_paths_outside_the_tree_are_refused_before_anything_is_written(kt, tmp_path, diff):
     tree, cfg, base = kt
     mbx = tmp_path / "s.mbx"
-    mbx.write_text(mail("[PATCH] mm: sneaky", f"msg\n\nSigned-off-by: X <x@example.org>\n---\n{diff}"))
+    mbx.write_text(handmade_mail("[PATCH] mm: sneaky", f"msg\n\nSigned-off-by: X <x@example.org>\n---\n{diff}", JANE))
     before = state(tree)
-    res, b = apply.apply_series(cfg, mbx, "review/s/v1")
+    res, b = apply_series(cfg, mbx, "review/s/v1")
     assert res.status == "failed" and res.detail.startswith("refused:")
     assert "mm: sneaky" in res.detail and (
         "absolute" in res.detail or "leaves the tree" in res.detail or ".git" in res.detail
@@ -245,30 +233,30 @@ def test_paths_outside_the_tree_are_refused_before_anything_is_written(kt, tmp_p
 
 def test_binary_patch_is_refused(kt, tmp_path):
     tree, cfg, base = kt
-    work = author_clone(tree, tmp_path, base)
-    commit(work, {"mm/blob.bin": bytes(range(256)) * 4}, "mm: add firmware")
-    mbx = format_patch(work, "HEAD~1..HEAD", tmp_path / "s.mbx", "--binary")
+    firmware = Patch("mm: add firmware", "", files={"mm/blob.bin": bytes(range(256)) * 4})
+    mbx = posted(tree, base, tmp_path / "s.mbx", alone(firmware))
     before = state(tree)
-    res, _ = apply.apply_series(cfg, mbx, "review/s/v1")
+    res, _ = apply_series(cfg, mbx, "review/s/v1")
     assert res.status == "failed" and "binary patch for mm/blob.bin" in res.detail
-    assert res.extra["patch"] == {"index": 1, "subject": "mm: add firmware"}
+    assert res.patch == PatchRef(1, "mm: add firmware")
     assert state(tree) == before
 
 
 def test_empty_patch_is_refused(kt, tmp_path):
     tree, cfg, base = kt
     mbx = tmp_path / "s.mbx"
-    mbx.write_text(mail("[PATCH 1/1] mm: nothing here", "Just words.\n\nSigned-off-by: X <x@example.org>\n"))
-    res, _ = apply.apply_series(cfg, mbx, "review/s/v1")
+    body = "Just words.\n\nSigned-off-by: X <x@example.org>\n"
+    mbx.write_text(handmade_mail("[PATCH 1/1] mm: nothing here", body, JANE))
+    res, _ = apply_series(cfg, mbx, "review/s/v1")
     assert res.status == "failed" and "is empty" in res.detail
-    assert res.extra["patch"]["subject"] == "mm: nothing here"
+    assert res.patch is not None and res.patch.subject == "mm: nothing here"
 
 
 def test_not_an_mbox(kt, tmp_path):
     tree, cfg, base = kt
     mbx = tmp_path / "s.mbx"
     mbx.write_text("")
-    res, _ = apply.apply_series(cfg, mbx, "review/s/v1")
+    res, _ = apply_series(cfg, mbx, "review/s/v1")
     assert res.status == "failed" and "no patches" in res.detail
 
 
@@ -280,22 +268,21 @@ def test_parse_diff_is_not_fooled_by_removed_lines_that_look_like_headers():
         "diff --git a/x.c b/x.c\nindex 1234567..89abcde 100644\n--- a/x.c\n+++ b/x.c\n"
         "@@ -1,3 +1,2 @@\n a\n--- /etc/passwd\n b\n"
     )
-    (f,) = apply.parse_diff(diff)
+    (f,) = patches.parse_diff(diff)
     assert (f.old, f.new, f.preimage) == ("x.c", "x.c", "1234567")
-    assert f.hunks == [(1, "@@ -1,3 +1,2 @@")]
+    assert [(h.old_start, h.header) for h in f.hunks] == [(1, "@@ -1,3 +1,2 @@")]
+    assert f.hunks[0].lines == [(" ", "a"), ("-", "-- /etc/passwd"), (" ", "b")]
 
 
 def test_clean_subject():
-    assert apply.clean_subject("Re: [PATCH v3 2/4] mm:\n foo") == "mm: foo"
+    assert patches.clean_subject("Re: [PATCH v3 2/4] mm:\n foo") == "mm: foo"
 
 
 def test_switch_back_to_an_applied_revision(kt, tmp_path):
-    from bot import tree as ktree
-
     tree, cfg, base = kt
     mbx = two_patch_series(tree, tmp_path, base)
-    ok, _ = apply.apply_series(cfg, mbx, "review/s/v1")
-    ktree.switch(cfg, "master")
+    ok, _ = apply_series(cfg, mbx, "review/s/v1")
+    repo.switch(cfg, "master")
     assert "batched" not in (tree / "mm/rmap.c").read_text()
-    assert ktree.switch(cfg, "review/s/v1") == ok.extra["commits"][-1]["commit"]
+    assert repo.switch(cfg, "review/s/v1") == ok.commits[-1].commit
     assert "batched" in (tree / "mm/rmap.c").read_text()

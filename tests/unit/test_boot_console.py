@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot import console
+from bot.boot import console
 
 CLEAN = """\
 [    0.000000] Linux version 7.2.13 (root@host) (gcc (Debian 14.2.0-19) 14.2.0) #1 SMP

@@ -1,4 +1,4 @@
-"""The build stage on a tiny fake kernel tree: a Makefile with the targets bot.build calls, built for real
+"""The build stage on a tiny fake kernel tree: a Makefile with the targets bot/build/ calls, built for real
 (gcc / aarch64-linux-gnu-gcc) in the sandbox. Covers new-warning detection and attribution, failures,
 timeouts, a missing cross compiler and a missing ccache."""
 
@@ -7,13 +7,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bot import build
-from bot.config import BuildConfig, Config, PathsConfig
-from bot.results import PatchInfo, RevisionResult, StageResult
+from bot.build import kconfig
+from bot.build.builder import Builder
+from bot.config import DEFAULT_ARCH, BuildConfig, Config, PathsConfig
+from bot.results import AppliedCommit, ApplyResult, PatchInfo, RevisionResult
+from tests.stages import run_stage
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None or shutil.which("gcc") is None,
                                 reason="needs bwrap and gcc")
@@ -63,7 +67,6 @@ def commit(tree: Path, files: dict[str, str], msg: str) -> str:
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """A fake tree with a base commit; the cache (build dirs, ccache, base warnings) under tmp_path."""
-    monkeypatch.setenv("MM_REVIEW_BOT_CACHE", str(tmp_path / "cache"))
     tree = tmp_path / "tree"
     tree.mkdir()
     git(tree, "init", "-q", "-b", "base")
@@ -75,24 +78,26 @@ def env(tmp_path, monkeypatch):
     return tree, base, tmp_path
 
 
-def series(tree: Path, base: str, patches: list[dict[str, str]]) -> tuple[str, list[dict]]:
+def series(tree: Path, base: str, patches: list[dict[str, str]]) -> tuple[str, list[AppliedCommit]]:
     git(tree, "checkout", "-q", "-b", "review/t/v1", base)
-    commits = [{"index": i, "subject": f"patch {i}", "commit": commit(tree, p, f"patch {i}")}
-               for i, p in enumerate(patches, 1)]
+    commits = [AppliedCommit(i, f"patch {i}", commit(tree, p, f"patch {i}")) for i, p in enumerate(patches, 1)]
     git(tree, "checkout", "-q", "base")
     return "review/t/v1", commits
 
 
-def revision(branch: str, base: str, commits: list[dict]) -> RevisionResult:
-    r = RevisionResult("m@x", 1, "s", "a", "d", [PatchInfo(c["index"], c["subject"], "") for c in commits], [])
+def revision(branch: str, base: str, commits: list[AppliedCommit]) -> RevisionResult:
+    r = RevisionResult("m@x", 1, "s", "a", "d", [PatchInfo(c.index, c.subject, "") for c in commits], [])
     r.base.commit = base
-    r.set_stage("apply", StageResult("ok", "applied", {"branch": branch, "commits": commits}))
+    r.stages.apply = ApplyResult("ok", "applied", branch=branch, commits=commits)
     return r
 
 
-def cfg(tree: Path, tmp: Path, **build_kw) -> Config:
-    return Config(paths=PathsConfig(kernel_tree=tree, patchsets=tmp / "patchsets"),
-                  build=BuildConfig(**{"timeout": 120.0, **build_kw}))
+def cfg(tree: Path, tmp: Path, arm64_cross: str | None = None, **build_kw) -> Config:
+    arches = dict(DEFAULT_ARCH)
+    if arm64_cross is not None:
+        arches["arm64"] = replace(arches["arm64"], cross_compile=arm64_cross)
+    return Config(paths=PathsConfig(kernel_tree=tree, patchsets=tmp / "patchsets", cache=tmp / "cache"),
+                  build=BuildConfig(**{"timeout": 120.0, **build_kw}), arch=arches)
 
 
 ARCHES = ["x86_64", "arm64"] if shutil.which("aarch64-linux-gnu-gcc") else ["x86_64"]
@@ -106,17 +111,19 @@ def test_new_warning_attributed_to_its_patch(env):
     branch, commits = series(tree, base, [{"hello.c": MOVED}, {"hello.c": "/* a comment */\n" + NEW}])
     r = revision(branch, base, commits)
     config = cfg(tree, tmp)
-    build.run_stage(config, {"slug": "t"}, r, [r], ARCHES)
+    run_stage(build.run_stage, config, r, ARCHES)
     for arch in ARCHES:
-        st = r.stages["build"][arch]
-        assert st["status"] == "ok", st
-        new = st["new_warnings"]
-        assert [(w["file"], w["line"], w["text"]) for w in new] == [("hello.c", 5, "int crossed;")], new
-        assert "unused variable 'crossed'" in new[0]["message"]
-        assert new[0]["patch"]["index"] == 2
-        assert Path(st["image"]).is_file() and Path(st["config"]).is_file() and Path(st["base_image"]).is_file()
-        assert st["compiler"] and st["fragments"][0] == "common.config"
-        assert st["ccache"]["misses"] >= 1, st["ccache"]  # counted although the series' ccache is read-only
+        st = r.stages.build[arch]
+        assert st.status == "ok", st
+        new = st.new_warnings or []
+        assert [(w.file, w.line, w.text) for w in new] == [("hello.c", 5, "int crossed;")], new
+        assert "unused variable 'crossed'" in new[0].message
+        assert new[0].patch is not None and new[0].patch.index == 2
+        assert st.image and st.config and st.base_image
+        assert Path(st.image).is_file() and Path(st.config).is_file() and Path(st.base_image).is_file()
+        assert st.compiler and st.fragments and st.fragments[0] == "common.config"
+        # counted although the series' ccache is read-only
+        assert st.ccache is not None and st.ccache["misses"] >= 1, st.ccache
         assert (tmp / "patchsets/t/v1/logs" / f"build-{arch}.log").is_file()
     assert git(tree, "rev-parse", "--abbrev-ref", "HEAD") == branch  # back on the revision
     # The base's warnings are cached: a second revision does not rebuild the base.
@@ -128,9 +135,9 @@ def test_only_moved_warning_is_not_new(env):
     tree, base, tmp = env
     branch, commits = series(tree, base, [{"hello.c": MOVED}])
     r = revision(branch, base, commits)
-    build.run_stage(cfg(tree, tmp), {"slug": "t"}, r, [r], ["x86_64"])
-    st = r.stages["build"]["x86_64"]
-    assert st["status"] == "ok" and st["new_warnings"] == [], st
+    run_stage(build.run_stage, cfg(tree, tmp), r, ["x86_64"])
+    st = r.stages.build["x86_64"]
+    assert st.status == "ok" and st.new_warnings == [], st
 
 
 def test_broken_revision_reports_error_and_other_arch_builds(env):
@@ -144,25 +151,25 @@ def test_broken_revision_reports_error_and_other_arch_builds(env):
                           "else echo 'int f(void){return 0;}' | $(CC) -x c -c - -o $@; fi\n")
     git(tree, "checkout", "-q", branch)
     commit(tree, {"Makefile": mk}, "arch-specific")
-    commits.append({"index": 2, "subject": "patch 2", "commit": git(tree, "rev-parse", "HEAD")})
+    commits.append(AppliedCommit(2, "patch 2", git(tree, "rev-parse", "HEAD")))
     git(tree, "checkout", "-q", "base")
     r = revision(branch, base, commits)
-    build.run_stage(cfg(tree, tmp), {"slug": "t"}, r, [r], ARCHES)
-    x86 = r.stages["build"]["x86_64"]
-    assert x86["status"] == "failed", x86
-    assert x86["detail"].startswith("hello.c:3: error: expected ';'"), x86["detail"]
-    assert x86["error"]["file"] == "hello.c" and x86["error"]["line"] == 3
-    assert 0 < len(x86["log_tail"]) <= 50
-    assert r.stages["build"]["arm64"]["status"] == "ok"
+    run_stage(build.run_stage, cfg(tree, tmp), r, ARCHES)
+    x86 = r.stages.build["x86_64"]
+    assert x86.status == "failed", x86
+    assert x86.detail.startswith("hello.c:3: error: expected ';'"), x86.detail
+    assert x86.error is not None and (x86.error.file, x86.error.line) == ("hello.c", 3)
+    assert 0 < len(x86.log_tail or []) <= 50
+    assert r.stages.build["arm64"].status == "ok"
 
 
 def test_hanging_build_times_out(env):
     tree, base, tmp = env
     branch, commits = series(tree, base, [{"hang": "x\n"}])
     r = revision(branch, base, commits)
-    build.run_stage(cfg(tree, tmp, timeout=5.0), {"slug": "t"}, r, [r], ["x86_64"])
-    st = r.stages["build"]["x86_64"]
-    assert st["status"] == "error" and "timeout" in st["detail"], st
+    run_stage(build.run_stage, cfg(tree, tmp, timeout=5.0), r, ["x86_64"])
+    st = r.stages.build["x86_64"]
+    assert st.status == "error" and "timeout" in st.detail, st
     assert "killed: timeout" in (tmp / "patchsets/t/v1/logs/build-x86_64.log").read_text()
 
 
@@ -170,52 +177,51 @@ def test_missing_cross_compiler_names_the_package(env):
     tree, base, tmp = env
     branch, commits = series(tree, base, [{"hello.c": MOVED}])
     r = revision(branch, base, commits)
-    build.run_stage(cfg(tree, tmp, cross_compile_arm64="no-such-cross-"), {"slug": "t"}, r, [r],
-                    ["x86_64", "arm64"])
-    arm = r.stages["build"]["arm64"]
-    assert arm["status"] == "error"
-    assert "no-such-cross-gcc" in arm["detail"] and "gcc-aarch64-linux-gnu" in arm["detail"]
-    assert r.stages["build"]["x86_64"]["status"] == "ok"
+    run_stage(build.run_stage, cfg(tree, tmp, arm64_cross="no-such-cross-"), r, ["x86_64", "arm64"])
+    arm = r.stages.build["arm64"]
+    assert arm.status == "error"
+    assert "no-such-cross-gcc" in arm.detail and "gcc-aarch64-linux-gnu" in arm.detail
+    assert r.stages.build["x86_64"].status == "ok"
 
 
 def test_without_ccache_still_builds_with_a_note(env):
     tree, base, tmp = env
     branch, commits = series(tree, base, [{"hello.c": NEW}])
     r = revision(branch, base, commits)
-    build.run_stage(cfg(tree, tmp, ccache="no-such-ccache"), {"slug": "t"}, r, [r], ["x86_64"])
-    st = r.stages["build"]["x86_64"]
-    assert st["status"] == "ok", st
-    assert any("ccache" in n and "without" in n for n in st["notes"])
-    assert len(st["new_warnings"]) == 1
+    run_stage(build.run_stage, cfg(tree, tmp, ccache="no-such-ccache"), r, ["x86_64"])
+    st = r.stages.build["x86_64"]
+    assert st.status == "ok", st
+    assert any("ccache" in n and "without" in n for n in st.notes or [])
+    assert len(st.new_warnings or []) == 1
     assert "CC=gcc" in (tmp / "patchsets/t/v1/logs/build-x86_64.log").read_text()
 
 
 def test_apply_not_ok_skips(env):
     tree, base, tmp = env
     r = revision("x", base, [])
-    r.set_stage("apply", StageResult("failed", "patch 1 does not apply"))
-    build.run_stage(cfg(tree, tmp), {"slug": "t"}, r, [r], ["x86_64", "arm64"])
+    r.stages.apply = ApplyResult("failed", "patch 1 does not apply")
+    run_stage(build.run_stage, cfg(tree, tmp), r, ["x86_64", "arm64"])
     for arch in ("x86_64", "arm64"):
-        assert r.stages["build"][arch]["status"] == "skipped"
-        assert "apply failed" in r.stages["build"][arch]["detail"]
+        assert r.stages.build[arch].status == "skipped"
+        assert "apply failed" in r.stages.build[arch].detail
 
 
 def test_dropped_option_is_an_error(env, monkeypatch):
     tree, base, tmp = env
     frag = tmp / "frags"
     frag.mkdir()
-    for f in build.KCONFIG_DIR.glob("*.config"):
+    for f in kconfig.KCONFIG_DIR.glob("*.config"):
         shutil.copy(f, frag / f.name)
-    monkeypatch.setattr(build, "KCONFIG_DIR", frag)
+    monkeypatch.setattr(kconfig, "KCONFIG_DIR", frag)
     mk = MAKEFILE.replace("olddefconfig:\n\t@echo olddefconfig\n",
                           "olddefconfig:\n\tsed -i /CONFIG_ZRAM=/d $(O)/.config\n")
     git(tree, "checkout", "-q", "base")
     base = commit(tree, {"Makefile": mk}, "drop zram")
     branch, commits = series(tree, base, [{"hello.c": MOVED}])
     r = revision(branch, base, commits)
-    build.run_stage(cfg(tree, tmp), {"slug": "t"}, r, [r], ["x86_64"])
-    st = r.stages["build"]["x86_64"]
-    assert st["status"] == "error" and "CONFIG_ZRAM=y" in st["detail"], st
+    run_stage(build.run_stage, cfg(tree, tmp), r, ["x86_64"])
+    st = r.stages.build["x86_64"]
+    assert st.status == "error" and "CONFIG_ZRAM=y" in st.detail, st
 
 
 def test_series_cannot_write_the_tree_the_ccache_or_the_shared_build_dir(env):
@@ -227,13 +233,14 @@ def test_series_cannot_write_the_tree_the_ccache_or_the_shared_build_dir(env):
                                "\ttouch $(O)/planted\n\t@if [ -f hang ]")
     branch, commits = series(tree, base, [{"Makefile": hostile}])
     r = revision(branch, base, commits)
-    build.run_stage(cfg(tree, tmp), {"slug": "t"}, r, [r], ["x86_64"])
-    st = r.stages["build"]["x86_64"]
-    log = Path(st["log"]).read_text()
-    assert st["status"] == "ok", st
+    run_stage(build.run_stage, cfg(tree, tmp), r, ["x86_64"])
+    st = r.stages.build["x86_64"]
+    assert st.log and st.build_dir
+    log = Path(st.log).read_text()
+    assert st.status == "ok", st
     assert "touch: cannot touch '/src/.git/hooks/post-checkout': Read-only file system" in log, log
     assert "touch: cannot touch '/ccache/planted': Read-only file system" in log, log
     assert not (tree / ".git/hooks/post-checkout").exists() and not (tmp / "cache/ccache/planted").exists()
-    series_dir = Path(st["build_dir"])
-    trusted = build.Builder(cfg(tree, tmp), "x86_64", tree).dir
+    series_dir = Path(st.build_dir)
+    trusted = Builder(cfg(tree, tmp), "x86_64", tree).dir
     assert series_dir != trusted and (series_dir / "planted").exists() and not (trusted / "planted").exists()

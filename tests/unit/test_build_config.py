@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot import build
+from bot.build import kconfig as build
 from bot.config import BuildConfig, Config, load
 from bot.errors import UsageError
 
@@ -47,9 +47,9 @@ def test_config_hash_changes_with_inputs(tmp_path):
 
 def test_build_section_in_config_toml(tmp_path):
     p = tmp_path / "config.toml"
-    p.write_text("[build]\nkasan = true\njobs = 4\ncross_compile_arm64 = \"aarch64-none-\"\n")
+    p.write_text("[build]\nkasan = true\njobs = 4\n[arch.arm64]\ncross_compile = \"aarch64-none-\"\n")
     c = load(p)
-    assert c.build.kasan and c.build.jobs == 4 and c.build.cross_compile_arm64 == "aarch64-none-"
+    assert c.build.kasan and c.build.jobs == 4 and c.arch_config("arm64").cross_compile == "aarch64-none-"
     assert c.build.timeout == 3600.0 and c.build.ccache == "ccache"
     p.write_text("[build]\nkasn = true\n")
     with pytest.raises(UsageError, match="kasn"):

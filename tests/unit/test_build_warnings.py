@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot import build_warnings as bw
+from bot.build import warnings as bw
 
 LOG = """\
   CC      mm/rmap.o

@@ -13,12 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot import daemon, pipeline
+from bot import pipeline
 from bot.config import Config, DaemonConfig, LoreConfig, PathsConfig
+from bot.daemon import loop as daemon
+from bot.daemon.mmfiles import MMFiles, extra_section, parse_maintainers
+from bot.daemon.queue import Queue
 from bot.errors import BadInput
-from bot.mmfiles import MMFiles, extra_section, parse_maintainers, touched_files
-from bot.poll import Entry, Poller, PollError, is_series_root, parse_feed, roots
-from bot.queue import Queue
+from bot.fetch.poll import Entry, Poller, PollError, parse_feed, roots
+from bot.patches import is_series_root
+from bot.patches import touched_paths as touched_files
 from bot.store import open_store
 
 FEED = b"""<?xml version="1.0" encoding="us-ascii"?>
@@ -34,10 +37,10 @@ FEED = b"""<?xml version="1.0" encoding="us-ascii"?>
 
 
 def cfg(tmp_path: Path, **daemon: object) -> Config:
-    return Config(lore=LoreConfig(url="http://archive.test", timeout=1.0, retries=2),
+    return Config(lore=LoreConfig(url="http://archive.test", timeout=1.0, retries=2, backoff=0.01),
                   paths=PathsConfig(patchsets=tmp_path / "patchsets", kernel_tree=tmp_path / "nope",
                                     cache=tmp_path / "cache"),
-                  daemon=DaemonConfig(backoff=0.01, **daemon))  # type: ignore[arg-type]
+                  daemon=DaemonConfig(**daemon))  # type: ignore[arg-type]
 
 
 def poller(tmp_path: Path, answers: list[object]) -> tuple[Poller, list[float]]:
@@ -220,7 +223,7 @@ def test_running_row_of_a_dead_run_is_requeued(tmp_path: Path) -> None:
 
 def test_second_instance_is_refused(tmp_path: Path) -> None:
     lock = tmp_path / "daemon.lock"
-    code = ("import sys, time; from pathlib import Path; from bot.daemon import single_instance\n"
+    code = ("import sys, time; from pathlib import Path; from bot.daemon.loop import single_instance\n"
             f"with single_instance(Path({str(lock)!r})):\n    print('locked', flush=True); time.sleep(30)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               cwd=Path(__file__).resolve().parents[2])
@@ -249,7 +252,7 @@ def test_a_version_1_database_upgrades_in_place(tmp_path: Path) -> None:
     db.commit()
     db.close()
     with Store(tmp_path / "bot.sqlite3") as store:
-        assert store.version == 2
+        assert store.version == 3
         assert store.replies("s")[0].state == "sent"  # the outbox survives the upgrade
         q = Queue(store)
         assert q.add("a@x", "s", "a", 1, "2026-11-26") and not q.add("a@x", "s", "a", 1, "2026-11-26")

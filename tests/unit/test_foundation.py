@@ -1,4 +1,4 @@
-"""Config, Message-ID parsing, patch sanity checks and atomic result files: no processes."""
+"""Config, Message-ID parsing, the patch model's checks, and the result contract: no processes."""
 
 from __future__ import annotations
 
@@ -11,9 +11,18 @@ import pytest
 
 from bot import config as configmod
 from bot.errors import UsageError
-from bot.fetch import check_diff, slugify
-from bot.lore import b4_environment, parse_msgid
-from bot.results import PatchInfo, RevisionResult, StageResult, load_revision, save_revision, write_json_atomic
+from bot.fetch.archive import b4_environment, parse_msgid
+from bot.fetch.saved import slugify
+from bot.patches import diff_problem as check_diff
+from bot.results import (
+    BuildResult,
+    PatchInfo,
+    RevisionResult,
+    StageResult,
+    load_revision,
+    save_revision,
+    write_json_atomic,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,8 +34,10 @@ def test_shipped_config_is_valid_and_matches_the_defaults() -> None:
         if f.name not in ("paths", "source"):
             assert getattr(cfg, f.name) == f.default_factory(), f.name  # type: ignore[misc]
     text = (REPO / "config.toml").read_text()
-    assert all(f"[{f.name}]" in text for f in fields(configmod.Config) if f.name != "source")
+    assert all(f"[{f.name}]" in text for f in fields(configmod.Config) if f.name not in ("source", "arch"))
+    assert all(f"[arch.{a}]" in text for a in configmod.ARCHES)
     assert cfg.paths.patchsets == REPO / "patchsets"
+    assert cfg.paths.templates == REPO / "templates" and cfg.cache == REPO / ".cache"
 
 
 def test_config_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,6 +62,12 @@ def test_config_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     ('[tree]\nbranches = "master"\n', "[tree] branches must be a list of str"),
     ('[lore]\nretries = true\n', "[lore] retries must be int"),
     ('[lore\n', "config:"),
+    ('[build]\ncross_compile_arm64 = "x-"\n',
+     "[build] cross_compile_arm64 has moved: write it as [arch.arm64] cross_compile"),
+    ('[boot]\nqemu_x86_64 = "q"\n', "write it as [arch.x86_64] qemu"),
+    ('[daemon]\nbackoff = 2.0\n', "write it as [lore] backoff"),
+    ('[arch.riscv]\nqemu = "q"\n', "unknown architecture [arch.riscv]"),
+    ('[arch.arm64]\nqemuu = "q"\n', "unknown key 'qemuu' in [arch.arm64]"),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "c.toml"
@@ -58,6 +75,22 @@ def test_config_errors_name_the_key(tmp_path: Path, text: str, message: str) -> 
     with pytest.raises(UsageError, match=None) as e:
         configmod.load(path)
     assert message in str(e.value)
+
+
+def test_arch_tables_override_only_what_they_name(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[arch.arm64]\nboot_timeout = 60\n[paths]\ntemplates = "mine"\n')
+    with pytest.raises(UsageError, match=r"\[paths\] templates: no review.txt.j2 in .*/mine"):
+        configmod.load(path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "review.txt.j2").write_text("{{ verdict }}\n")
+    cfg = configmod.load(path)
+    assert cfg.arch_config("arm64").boot_timeout == 60.0
+    assert cfg.arch_config("arm64").cross_compile == "aarch64-linux-gnu-"  # the arm64 default, kept
+    assert cfg.arch_config("x86_64") == configmod.DEFAULT_ARCH["x86_64"]
+    assert cfg.paths.templates == tmp_path / "mine"
+    path.write_text("[lore]\nretries = 0\n")  # no [paths] templates: the shipped ones
+    assert configmod.load(path).paths.templates == REPO / "templates"
 
 
 def test_missing_explicit_config_is_an_error(tmp_path: Path) -> None:
@@ -131,18 +164,44 @@ def test_b4_environment_ignores_the_users_git_config(tmp_path: Path) -> None:
 def test_result_round_trip_and_atomic_write(tmp_path: Path) -> None:
     r = RevisionResult("m@x", 2, "[PATCH v2 0/1] s", "A <a@x>", "2025-01-01T00:00:00+00:00",
                        [PatchInfo(1, "[PATCH v2 1/1] s", "p@x")], ["search:subject+author"])
-    r.set_stage("build", StageResult("ok", "built", {"seconds": 3.5}), arch="arm64")
+    r.stages.set("build", {"arm64": BuildResult("ok", "built", seconds=3.5)})
     path = tmp_path / "v2" / "result.json"
     save_revision(path, r)
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 2
+    assert data["stages"]["build"]["arm64"] == {"status": "ok", "detail": "built", "seconds": 3.5}
+    assert data["stages"]["fetch"] == {"status": "not_run", "detail": "not run"}
     back = load_revision(path)
     assert back == r
-    assert back is not None and back.stage("build", "arm64") == StageResult("ok", "built", {"seconds": 3.5})
-    assert back.stages["fetch"]["status"] == "skipped"
+    assert back is not None and back.stages.build["arm64"].seconds == 3.5
+    assert back.stages.fetch.status == "not_run" and not back.stages.fetch.ran
     assert sorted(p.name for p in path.parent.iterdir()) == ["result.json"]  # no temp file left
     with pytest.raises(TypeError):
         write_json_atomic(path, {"x": object()})
     assert json.loads(path.read_text())["version"] == 2  # the failed write left the old file whole
     assert sorted(p.name for p in path.parent.iterdir()) == ["result.json"]
+
+
+def test_schema_1_result_still_loads(tmp_path: Path) -> None:
+    """A result.json written before schema_version: "stage not run" becomes not_run, unknown keys are kept."""
+    old = {"message_id": "m@x", "version": 1, "subject": "s", "author": "a", "date": "d", "patches": [],
+           "found_by": ["requested"], "base": {"commit": "abc", "source": "base-commit"},
+           "stages": {"fetch": {"status": "ok", "detail": "1 patch", "cover": True, "later_key": 1},
+                      "apply": {"status": "skipped", "detail": "stage not run"},
+                      "build": {"x86_64": {"status": "ok", "detail": "b", "new_warnings": [
+                          {"file": "mm/a.c", "line": 3, "where": "mm/a.c:3", "kind": "warning", "message": "m",
+                           "text": "t", "patch": {"index": 1, "subject": "s", "commit": "c"}}]}},
+                      "walkdiff": {"status": "skipped", "detail": "touches no walk function (f)"}}}
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(old))
+    r = load_revision(path)
+    assert r is not None
+    assert r.stages.apply.status == "not_run"
+    assert r.stages.walkdiff.status == "skipped"  # a real skip stays a skip
+    (w,) = r.stages.build["x86_64"].new_warnings or []
+    assert w.patch is not None and w.patch.index == 1 and w.line == 3
+    assert r.stages.fetch.cover is True and r.stages.fetch.extra == {"later_key": 1}
+    assert r.to_json()["stages"]["fetch"]["later_key"] == 1  # written back as it came
 
 
 def test_stage_status_is_checked() -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import mail
 from bot.config import ReportConfig
+from bot.report import mail
 from bot.store import MIGRATIONS, Store
 
 SENDER = mail.parse_address("mm-review-bot <bot@review.example.org>")
@@ -107,7 +107,7 @@ def test_smtp_down_retries_with_backoff_then_gives_up() -> None:
     msg = mail.build_reply("b\n", mail.Parent("c@x", "s", []), SENDER, [SENDER], [], "r@x")
     with pytest.raises(mail.SendError) as e:
         mail.send(msg, cfg, sleep=slept.append)
-    assert e.value.temporary and "gave up after 3 attempts" in str(e.value)
+    assert e.value.temporary and "failed after 3 attempts" in str(e.value)
     assert slept == [0.5, 1.0]
 
 

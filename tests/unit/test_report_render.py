@@ -1,4 +1,4 @@
-"""Rendering the review summary: pure functions over result.json dicts, no processes."""
+"""Rendering the review summary: pure functions over typed results (loaded from result.json), no processes."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from bot import report
-from bot.report import Context, render, verdict_digest, view
-from bot.results import RevisionResult
+from bot.report import verdict as report
+from bot.report.verdict import verdict_digest
+from bot.report.view import Context, environment, render_examples
+from bot.report.view import render as render_typed
+from bot.report.view import view as view_typed
+from bot.results import RevisionResult, SeriesSummary
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "templates" / "examples"
 CTX = Context(operator="ops@example.org")
@@ -27,16 +30,35 @@ def fresh() -> dict:
     return r.to_json()
 
 
-SERIES = {"slug": "s", "revisions": [{"version": 1}, {"version": 2}]}
+SERIES = {"slug": "s", "subject": "x", "author": "a", "requested": "c@x",
+          "revisions": [{"version": 1, "message_id": "p@x", "found_by": "search"},
+                        {"version": 2, "message_id": "c@x", "found_by": "requested"}]}
+
+
+def typed(result: dict, series: dict | None = None) -> tuple[RevisionResult, SeriesSummary]:
+    return RevisionResult.from_json(result), SeriesSummary.from_json(series or SERIES)
+
+
+def render(result: dict, series: dict, ctx: Context, arches: list[str] | None = None) -> str:
+    """render() on result.json / series.json as written to disk."""
+    return render_typed(*typed(result, series), ctx, arches)
+
+
+def view(result: dict, series: dict, ctx: Context) -> dict:
+    return view_typed(*typed(result, series), ctx)
+
+
+def digest(slug: str, result: dict) -> str:
+    return verdict_digest(SeriesSummary.from_json(SERIES | {"slug": slug}), RevisionResult.from_json(result))
 
 
 def test_examples_are_up_to_date(tmp_path: Path) -> None:
-    """templates/examples/*.txt are what `python -m bot.report --examples templates/examples` writes."""
+    """templates/examples/*.txt are what `python -m bot.report.view --examples templates/examples` writes."""
     (tmp_path / "inputs").symlink_to(EXAMPLES / "inputs")
-    written = report.render_examples(tmp_path, tmp_path)
+    written = render_examples(tmp_path, tmp_path)
     assert {p.name for p in written} == {"pass.txt", "new-warnings.txt", "stress-failure.txt"}
     for p in written:
-        hint = "regenerate: .venv/bin/python -m bot.report --examples templates/examples"
+        hint = "regenerate: .venv/bin/python -m bot.report.view --examples templates/examples"
         assert p.read_text() == (EXAMPLES / p.name).read_text(), hint
 
 
@@ -91,14 +113,15 @@ def test_new_warnings_grouped_by_patch_with_arrows() -> None:
         ">> mm/rmap.c:2002: unused variable 'crossed' [-Wunused-variable]",
     ]
     assert "only]" not in section  # seen on both arches
-    assert report.blamed_patch(data["result"]) == 3
+    assert report.blamed_patch(RevisionResult.from_json(data["result"])) == 3
 
 
 def test_a_warning_seen_on_one_arch_says_so() -> None:
     data = example("new-warnings")
     x86 = data["result"]["stages"]["build"]["x86_64"]
-    x86["new_warnings"].append({"file": "mm/rmap.c", "line": 1790, "message": "'f' defined but not used",
-                                "kind": "warning", "patch": 3})
+    x86["new_warnings"].append({"file": "mm/rmap.c", "line": 1790, "where": "mm/rmap.c:1790",
+                                "message": "'f' defined but not used", "kind": "warning",
+                                "patch": {"index": 3}})
     text = render(data["result"], data["series"], CTX, data["arches"])
     assert "2 new warnings" in text.split("\n\n")[0].replace("\n", " ")
     assert ">> mm/rmap.c:1790: 'f' defined but not used [x86_64 only]" in text
@@ -112,7 +135,8 @@ def test_stress_failure_and_walk_exit_change() -> None:
     assert "  x86_64  pte-table-crossing               FAIL\n    mlocked pages past a page-table boundary" in text
     assert ("try_to_unmap_one(): walk exits v1 -> v2\n  ~ goto walk_done   if (nr_pages == folio_nr_pages(folio))\n"
             "      ->   if (nr_pages > 1)") in text
-    assert report.blamed_patch(data["result"]) is None  # a stress failure belongs to the series
+    # a stress failure belongs to the series
+    assert report.blamed_patch(RevisionResult.from_json(data["result"])) is None
 
 
 def test_console_finding_excerpt_verbatim_and_missing_arch() -> None:
@@ -132,14 +156,15 @@ def test_walk_exits_unchanged_since_previous() -> None:
     assert view(data, SERIES, CTX)["walkdiff"] == "walk exits unchanged since v1"
 
 
-def test_unknown_and_missing_keys_are_tolerated() -> None:
+def test_unknown_keys_and_arches_are_kept_and_shown() -> None:
     data = fresh()
-    data["stages"]["build"] = {"x86_64": {"status": "failed", "detail": "make failed", "new_warnings": "garbage",
-                                          "seconds": "soon", "surprise": {"a": 1}},
-                               "riscv": {"status": "ok", "detail": "?"}, "arm64": "not a dict"}
-    data["stages"]["boot"] = {"x86_64": {"status": "ok", "detail": "", "findings": [{"excerpt": None}, "junk"]}}
-    data["stages"]["stress"] = {"x86_64": {"status": "error", "detail": "qemu died", "scenarios": [{}]}}
-    text = render(data, {}, CTX)
+    data["stages"]["build"] = {"x86_64": {"status": "failed", "detail": "make failed", "surprise": {"a": 1}},
+                               "riscv": {"status": "ok", "detail": "?"}}
+    data["stages"]["boot"] = {"x86_64": {"status": "ok", "detail": "", "findings": []}}
+    data["stages"]["stress"] = {"x86_64": {"status": "error", "detail": "qemu died", "scenarios": []}}
+    result, _ = typed(data)
+    assert result.stages.build["x86_64"].extra == {"surprise": {"a": 1}}
+    text = render(data, SERIES, CTX)
     first = " ".join(text.split("\n\n")[0].split())
     assert "build FAILED on x86_64" in first and "built on riscv" in first
     assert "  build x86_64:\n    make failed" in text
@@ -151,15 +176,15 @@ def test_digest_ignores_timings_but_not_verdicts() -> None:
     same = copy.deepcopy(data)
     same["stages"]["build"]["x86_64"]["seconds"] = 1.0
     same["stages"]["report"] = {"status": "ok", "detail": "sent"}
-    assert verdict_digest({"slug": "s"}, data) == verdict_digest({"slug": "s"}, same)
+    assert digest("s", data) == digest("s", same)
     worse = copy.deepcopy(data)
     worse["stages"]["stress"]["arm64"]["scenarios"][1]["verdict"] = "fail"
-    assert verdict_digest({"slug": "s"}, data) != verdict_digest({"slug": "s"}, worse)
-    assert verdict_digest({"slug": "s"}, data) != verdict_digest({"slug": "t"}, data)
+    assert digest("s", data) != digest("s", worse)
+    assert digest("s", data) != digest("t", data)
 
 
 def test_templates_are_strict() -> None:
-    env = report.environment()
+    env = environment(CTX.templates)
     with pytest.raises(jinja2.UndefinedError):
         env.from_string("{{ no_such_key }}").render()
     with pytest.raises(jinja2.UndefinedError):  # every template only uses what view() provides

@@ -1,4 +1,5 @@
-"""bot.sandbox: no network, no writes outside the writable binds, timeouts kill everything, memory limit."""
+"""bot.proc with its sandbox: no network, no writes outside the writable binds, timeouts kill everything,
+memory limit."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import sandbox
-from bot.sandbox import Bind, Sandbox
+from bot import proc
+from bot.proc import Bind, Sandbox, cgroup
 
 CONNECT = ("import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=3); "
            "print('CONN' + 'ECTED')")
@@ -58,10 +59,10 @@ def test_makefile_cannot_reach_host_loopback(tmp_path, server):
     work = tmp_path / "src"
     _makefile(work, f'python3 -c "{CONNECT}" {port}')
     # Control: the same Makefile with the network shared does connect, so the test can tell.
-    ok = sandbox.run(_box(work, network=True), ["make"], timeout=60, log_path=tmp_path / "ok.log")
+    ok = proc.run(["make"], timeout=60, log=tmp_path / "ok.log", sandbox=_box(work, network=True))
     assert ok.returncode == 0 and "CONNECTED" in (tmp_path / "ok.log").read_text()
     n = len(accepted)
-    out = sandbox.run(_box(work), ["make"], timeout=60, log_path=tmp_path / "box.log")
+    out = proc.run(["make"], timeout=60, log=tmp_path / "box.log", sandbox=_box(work))
     assert out.returncode != 0
     assert "CONNECTED" not in (tmp_path / "box.log").read_text()
     assert len(accepted) == n
@@ -76,7 +77,7 @@ def test_writes_only_inside_writable_binds(tmp_path):
     _makefile(work, f"touch /src/inside && touch /tmp/scratch && (touch {outside}/x || touch /ro/x || touch /etc/x "
               "|| touch /usr/x || echo ALL-DENIED)")
     box = Sandbox(binds=[Bind(work, "/src", writable=True), Bind(ro, "/ro")], env={"PATH": "/usr/bin"}, cwd="/src")
-    out = sandbox.run(box, ["make"], timeout=60, log_path=tmp_path / "log")
+    out = proc.run(["make"], timeout=60, log=tmp_path / "log", sandbox=box)
     text = (tmp_path / "log").read_text()
     assert out.returncode == 0, text
     assert "ALL-DENIED" in text
@@ -90,7 +91,7 @@ def test_write_outside_fails_the_build(tmp_path):
     outside.mkdir()
     work = tmp_path / "src"
     _makefile(work, f"echo pwned > {outside}/x")
-    out = sandbox.run(_box(work), ["make"], timeout=60, log_path=tmp_path / "log")
+    out = proc.run(["make"], timeout=60, log=tmp_path / "log", sandbox=_box(work))
     assert out.returncode != 0
     assert not (outside / "x").exists()
 
@@ -100,7 +101,7 @@ def test_timeout_kills_the_whole_tree(tmp_path):
     marker = "sleep 299.731"  # a command line no other test runs
     _makefile(work, f"{marker} & {marker} & {marker}")
     t0 = time.monotonic()
-    out = sandbox.run(_box(work), ["make", "-j3"], timeout=2, log_path=tmp_path / "log")
+    out = proc.run(["make", "-j3"], timeout=2, log=tmp_path / "log", sandbox=_box(work))
     assert out.timed_out
     assert time.monotonic() - t0 < 30
     # No sleep survives (the pid namespace dies with bwrap; the kernel reaps it within moments).
@@ -114,17 +115,17 @@ def test_environment_is_cleared(tmp_path, monkeypatch):
     monkeypatch.setenv("SECRET_TOKEN", "xyz")
     work = tmp_path / "src"
     _makefile(work, "env > /src/env.txt")
-    out = sandbox.run(_box(work), ["make"], timeout=60, log_path=tmp_path / "log")
+    out = proc.run(["make"], timeout=60, log=tmp_path / "log", sandbox=_box(work))
     assert out.returncode == 0
     assert "SECRET_TOKEN" not in (work / "env.txt").read_text()
 
 
-@pytest.mark.skipif(sandbox.memory_backend() == "rlimit", reason="no writable memory cgroup here")
+@pytest.mark.skipif(cgroup.memory_backend() == "rlimit", reason="no writable memory cgroup here")
 def test_memory_limit(tmp_path):
     work = tmp_path / "src"
     hog = "b=[bytearray(16<<20) for _ in range(64)]; print('SUR' + 'VIVED')"  # 1 GiB
     _makefile(work, f'python3 -c "{hog}"')
-    out = sandbox.run(_box(work, memory_max=200 << 20), ["make"], timeout=120, log_path=tmp_path / "log")
+    out = proc.run(["make"], timeout=120, log=tmp_path / "log", sandbox=_box(work, memory_max=200 << 20))
     assert out.returncode != 0
     assert "SURVIVED" not in (tmp_path / "log").read_text()
     assert out.oom

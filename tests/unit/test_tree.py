@@ -1,4 +1,4 @@
-"""tree.py without network: source=git against a local bare remote, source=debian from a seeded cache."""
+"""bot/tree/sources.py without network: source=git against a local bare remote, source=debian from a seeded cache."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from bot import tree as kt
+from bot import repo
 from bot.config import Config, PathsConfig, TreeConfig
 from bot.errors import OperationalError
+from bot.tree import sources as kt
 from tests.unit.gitrepo import commit, git
 
 
@@ -39,10 +40,10 @@ def test_git_setup_fetches_shallow_then_is_a_noop(tmp_path, remote):
     cfg = git_config(tmp_path, remote, ["mm-new", "master"])
     first = kt.setup(cfg)
     assert not first.noop and set(first.branches) == {"mm-new", "master"}
-    repo = pygit2.Repository(str(tmp_path / "kernel-tree"))
-    assert repo.is_shallow
+    assert pygit2.Repository(str(tmp_path / "kernel-tree")).is_shallow
     assert (tmp_path / "kernel-tree/mm/rmap.c").read_text() == "one\ntwo\n"  # first branch checked out
-    assert [b for b, _ in kt.base_branches(cfg, repo)] == ["mm-new", "master"]
+    branches = repo.base_branches(cfg, pygit2.Repository(str(tmp_path / "kernel-tree")))
+    assert [b for b, _ in branches] == ["mm-new", "master"]
     second = kt.setup(cfg)
     assert second.noop and second.branches == first.branches
     assert "nothing to do" in second.summary()
@@ -57,14 +58,6 @@ def test_unknown_source(tmp_path):
     cfg = Config(paths=PathsConfig(kernel_tree=tmp_path / "t"), tree=TreeConfig(source="svn"))
     with pytest.raises(OperationalError, match="source must be"):
         kt.setup(cfg)
-
-
-def test_cache_dir_env(monkeypatch, tmp_path):
-    monkeypatch.setenv(kt.CACHE_ENV, str(tmp_path / "c"))
-    assert kt.cache_dir() == tmp_path / "c"
-    monkeypatch.delenv(kt.CACHE_ENV)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
-    assert kt.cache_dir() == tmp_path / "x" / "mm-review-bot"
 
 
 def test_private_apt_never_points_at_system_sources(tmp_path):
@@ -109,17 +102,15 @@ def fake_linux_source_deb(tmp_path: Path, version: str) -> Path:
 
 
 def test_debian_setup_from_cached_deb_forced_add_reproducible_and_idempotent(tmp_path, monkeypatch):
-    monkeypatch.setenv(kt.CACHE_ENV, str(tmp_path / "cache"))
     fake_linux_source_deb(tmp_path, "7.2.13-1")
-    cfg = Config(paths=PathsConfig(kernel_tree=tmp_path / "kernel-tree"))
+    cfg = Config(paths=PathsConfig(kernel_tree=tmp_path / "kernel-tree", cache=tmp_path / "cache"))
     first = kt.setup(cfg)  # the cached .deb means no apt at all
     assert list(first.branches) == ["debian/7.2.13-1"]
     assert [a.split()[0] for a in first.actions] == ["extracted", "imported", "checked"]
     tree = tmp_path / "kernel-tree"
-    repo = pygit2.Repository(str(tree))
-    c = repo.branches.local["debian/7.2.13-1"].peel(pygit2.Commit)
+    c = pygit2.Repository(str(tree)).branches.local["debian/7.2.13-1"].peel(pygit2.Commit)
     assert sorted(e.name for e in c.tree) == [".gitignore", "Makefile", "mm"]  # ignored files still imported
-    assert "7.2.13-1" in c.message and c.author.email == kt.BOT_EMAIL
+    assert "7.2.13-1" in c.message and c.author.email == repo.BOT_EMAIL
     assert (tree / "mm/rmap.c").read_text() == "int x;\n"
     assert (tmp_path / "cache/src/7.2.13-1/.complete").exists()
     again = kt.setup(cfg)
@@ -131,11 +122,10 @@ def test_debian_setup_from_cached_deb_forced_add_reproducible_and_idempotent(tmp
 
 
 def test_debian_package_gone_names_what_is_available(tmp_path, monkeypatch):
-    monkeypatch.setenv(kt.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(kt.PrivateApt, "update", lambda self: None)
     monkeypatch.setattr(kt.PrivateApt, "candidate", lambda self, p: {"linux-source-7.3": "7.3.1-1"}.get(p))
     monkeypatch.setattr(kt.PrivateApt, "available", lambda self, prefix: ["linux-source-7.3"])
-    cfg = Config(paths=PathsConfig(kernel_tree=tmp_path / "kernel-tree"))
+    cfg = Config(paths=PathsConfig(kernel_tree=tmp_path / "kernel-tree", cache=tmp_path / "cache"))
     with pytest.raises(
         OperationalError, match=r"linux-source-7.2 is not in .* available: linux-source-7.3 \(7.3.1-1\)"
     ):

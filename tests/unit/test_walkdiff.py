@@ -14,10 +14,26 @@ from typing import Any
 import pytest
 
 from bot.config import WalkdiffConfig
-from bot.results import StageResult
-from bot.walkdiff import render_text, walkdiff_hunks, walkdiff_tree
-from bot.walkdiff_exits import analyse_fragment, analyse_source
-from bot.walkdiff_hunks import patch_bodies
+from bot.patches import parse_mbox
+from bot.report.walkdiff_text import render_text
+from bot.results import WalkdiffResult as StageResult
+from bot.walkdiff import walkdiff_hunks as hunks_of_bodies
+from bot.walkdiff import walkdiff_tree
+from bot.walkdiff.exits import analyse_source
+from bot.walkdiff.fragments import analyse_fragment
+
+
+def patch_bodies(mbox: bytes) -> list[str]:
+    return parse_mbox(mbox).bodies()
+
+
+def walkdiff_hunks(mbox: bytes | list[str], prev: bytes | list[str] | None, config: WalkdiffConfig,
+                   **kw: str) -> StageResult:
+    """Hunks mode on mboxes (or patch bodies), as the stage reads them."""
+    def bodies(m: bytes | list[str]) -> list[str]:
+        return patch_bodies(m) if isinstance(m, bytes) else m
+
+    return hunks_of_bodies(bodies(mbox), bodies(prev) if prev is not None else None, config, **kw)
 
 LORE = Path(__file__).resolve().parents[2].parent / "shared" / "lore" / "barry-lazyfree-v4.mbox"
 CFG = WalkdiffConfig()
@@ -161,7 +177,7 @@ def mbox(version: int, diffs: list[str]) -> bytes:
 
 
 def fn(stage: StageResult, name: str = "try_to_unmap_one") -> dict[str, Any]:
-    return next(f for f in stage.extra["functions"] if f["name"] == name)
+    return next(f for f in stage.functions if f["name"] == name)
 
 
 def changed(f: dict[str, Any]) -> list[dict[str, Any]]:
@@ -183,7 +199,7 @@ def test_v4_only_patch_messages_are_used() -> None:
 
 
 def test_v4_patch3_nr_pages_walk_done(v4: StageResult) -> None:
-    assert v4.status == "ok" and v4.extra["mode"] == "hunks" and v4.extra["partial"] is True
+    assert v4.status == "ok" and v4.mode == "hunks" and v4.partial is True
     f = fn(v4)
     assert f["parse_errors"] is False
     done = [e for e in f["exits"] if e["after"] and e["after"]["condition"] == "nr_pages > 1"]
@@ -303,7 +319,7 @@ def test_hunks_condition_change_same_target() -> None:
     assert (e["change"], e["target"]) == ("changed", "walk_done")
     assert (e["before"]["condition"], e["after"]["condition"]) == ("nr_pages > 1", "nr_pages == folio_nr_pages(folio)")
     assert f["helpers_changed"] == []  # the call to can_batch() feeding nr_pages is outside every hunk
-    assert r.extra["partial"] is True and r.extra["against"] == "v1"
+    assert r.partial is True and r.against == "v1"
 
 
 def test_hunks_target_change_walk_done_to_walk_abort() -> None:
@@ -343,7 +359,7 @@ def test_parse_errors_reported_and_other_functions_kept() -> None:
 def test_rename_and_move_are_reported() -> None:
     renamed = V2.replace("try_to_unmap_one(", "try_to_unmap_one_batched(")
     r = walkdiff_tree({"mm/rmap.c": V2}, {"mm/rmap.c": renamed}, CFG, against="v2", revision="v3")
-    (f,) = r.extra["functions"]
+    (f,) = r.functions or []
     assert f["name"] == "try_to_unmap_one_batched" and f["renamed_from"] == "try_to_unmap_one"
     assert all(e["change"] == "unchanged" for e in f["exits"])
     moved = walkdiff_tree(
@@ -462,7 +478,7 @@ walk_done:
     after = before.replace("/* We batched the whole folio. */", "/* We batched the whole folio; never past a table. */")
     stage = walkdiff_tree({"mm/rmap.c": before}, {"mm/rmap.c": after}, WalkdiffConfig())
     assert stage.status == "ok", stage.detail
-    (ex,) = stage.extra["functions"][0]["exits"]
+    (ex,) = stage.functions[0]["exits"]
     assert ex["change"] == "changed" and ex["before"]["condition"] == ex["after"]["condition"]
     assert ex["before"]["comment"] == "We batched the whole folio."
     assert ex["after"]["comment"] == "We batched the whole folio; never past a table."

@@ -1,0 +1,32 @@
+"""What the bot knows about each architecture it builds and boots (facts, not settings).
+
+The operator's per-arch settings (compiler prefix, QEMU binary, boot timeout, stress compiler) are in
+config.toml's [arch.<name>] tables (bot.config.ArchConfig); everything here is fixed by the kernel and QEMU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    karch: str  # ARCH= for make
+    srcarch: str  # the arch/ subdirectory (merge_config.sh's ARCH)
+    target: str  # make target of the boot image
+    image: str  # the image, relative to the build dir
+    compiler_package: str  # Debian package with the cross (or native) gcc
+    qemu_package: str
+    console: str  # the serial console device in the guest
+    machine: tuple[str, ...]  # QEMU machine/CPU arguments
+
+
+ARCHES: dict[str, Arch] = {
+    "x86_64": Arch("x86_64", "x86_64", "x86", "bzImage", "arch/x86/boot/bzImage", "gcc", "qemu-system-x86", "ttyS0",
+                   ("-M", "pc")),
+    # pauth-impdef: QEMU's cheap pointer-auth hash; the architected one dominates TCG time on arm64
+    "arm64": Arch("arm64", "arm64", "arm64", "Image", "arch/arm64/boot/Image", "gcc-aarch64-linux-gnu",
+                  "qemu-system-arm", "ttyAMA0", ("-M", "virt", "-cpu", "max,pauth-impdef=on")),
+}
+NAMES: tuple[str, ...] = tuple(ARCHES)

@@ -1,0 +1,15 @@
+"""The build stage: each applied revision built for x86_64 and arm64, sandboxed, reporting only new warnings.
+
+In: the applied branch and base (stages.apply, result.base). Out: stages.build.<arch> (BuildResult): the
+image and config, the compiler, ccache hits, and the compiler warnings the revision adds, each with the
+patch that introduced it; or the first error of a failed build.
+
+  kconfig.py   tinyconfig + fragments (kconfig/*.config), their hash, the dropped-option check
+  builder.py   one arch's build dir, make in the sandbox, ccache
+  warnings.py  compiler diagnostics in a make log, and which are new
+  stage.py     base warnings (cached), the revision's build, attribution to patches
+"""
+
+from bot.build.stage import run_stage
+
+__all__ = ["run_stage"]

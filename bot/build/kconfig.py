@@ -1,0 +1,69 @@
+"""The kernel configs the build stage uses: `make tinyconfig` + the fragments in bot/build/kconfig/, per arch.
+
+config_hash() keys build dirs and cached base results; after olddefconfig every requested option is
+checked in .config (dropped_options), so an option that vanished is named instead of silently not built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from bot.config import Config
+
+KCONFIG_DIR = Path(__file__).parent / "kconfig"
+
+
+def fragments(config: Config, arch: str) -> list[Path]:
+    names = ["common.config", f"{arch}.config"] + (["kasan.config"] if config.build.kasan else [])
+    return [KCONFIG_DIR / n for n in names]
+
+
+def config_hash(arch: str, frags: list[Path], cross: str) -> str:
+    """Build dirs and cached base warnings are keyed by this: arch, compiler prefix, fragment contents."""
+    h = hashlib.sha256(f"{arch}\0{cross}\0".encode())
+    for f in frags:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def requested_options(frags: list[Path]) -> dict[str, str]:
+    """CONFIG_X -> value ('n' for '# CONFIG_X is not set'); later fragments win, like merge_config.sh."""
+    want: dict[str, str] = {}
+    for f in frags:
+        for line in f.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("CONFIG_") and "=" in line:
+                k, v = line.split("=", 1)
+                want[k] = v
+            elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+                want[line[2:].split()[0]] = "n"
+    return want
+
+
+def dropped_options(want: dict[str, str], dotconfig: str) -> list[str]:
+    """Requested options that olddefconfig did not keep (unmet dependency, typo, arch without it)."""
+    have: dict[str, str] = {}
+    for line in dotconfig.splitlines():
+        if line.startswith("CONFIG_") and "=" in line:
+            k, v = line.split("=", 1)
+            have[k] = v
+    out = []
+    for k, v in want.items():
+        got = have.get(k, "n")
+        if got != v:
+            out.append(f"{k}={v} (got {got if k in have else 'unset'})")
+    return out
+
+
+def arch_notes(frags: list[Path]) -> dict[str, str]:
+    """CONFIG_X -> why the arch cannot have it, from fragment comments `# CONFIG_X: <reason>` (an option the
+    arch cannot have is named there, not silently dropped)."""
+    notes: dict[str, str] = {}
+    for f in frags:
+        for line in f.read_text().splitlines():
+            m = re.match(r"^#\s*(CONFIG_\w+)\s*:\s*(.+)$", line.strip())
+            if m:
+                notes[m.group(1)] = m.group(2).strip()
+    return notes

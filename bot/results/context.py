@@ -1,0 +1,31 @@
+"""What a stage runner gets (StageContext) and gives (Outputs)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import Config
+from bot.results.revision import RevisionResult, SeriesSummary, revision_dir
+from bot.results.stages import StageResult
+
+
+@dataclass
+class StageContext:
+    """What a stage runner gets: it reads these and returns its results; the pipeline stores them."""
+
+    config: Config
+    series: SeriesSummary
+    revision: RevisionResult
+    rdir: Path  # patchsets/<slug>/v<N>: series.mbx, thread.mbox, logs/
+    previous: RevisionResult | None  # the revision before this one (for diffs), if the series has one
+    arches: list[str]
+    newest: int  # the newest version of the series that fetched ok
+
+    def revision_dir(self, version: int) -> Path:
+        return revision_dir(self.config.paths.patchsets, self.series.slug, version)
+
+
+# stage name -> its result, or {arch: result} for a per-arch stage (a runner may fill more than one stage)
+Outputs = dict[str, "StageResult | Mapping[str, StageResult]"]
