@@ -18,6 +18,7 @@ and a revision never has two replies sent or sending at once.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import time
@@ -30,6 +31,7 @@ from typing import Any
 from bot.errors import OperationalError
 
 BUSY_TIMEOUT = 30.0  # seconds to wait for another bot process holding the write lock
+DISK_LOW = 1 << 20  # bytes free below which a database error is reported as a full disk
 STATES = ("rendered", "sending", "sent", "held")
 
 MIGRATIONS: list[str] = [
@@ -146,8 +148,17 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # a recorded "sent" must survive a power cut
         except (OSError, sqlite3.Error) as e:
-            raise OperationalError(f"database {path}: {e}") from e
+            raise self._error(e) from e
         self._migrate()
+
+    def _error(self, e: Exception, after: str = "") -> OperationalError:
+        """One line for a database failure; a full disk said as such (SQLite may only say "disk I/O error")."""
+        try:
+            full = shutil.disk_usage(self.path.parent).free < DISK_LOW
+        except OSError:
+            full = False
+        why = f"disk full ({e})" if full else str(e)
+        return OperationalError(f"database {self.path}: {why}{after}")
 
     def close(self) -> None:
         self.db.close()
@@ -177,7 +188,7 @@ class Store:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
-            raise OperationalError(f"database {self.path}: {e}") from e
+            raise self._error(e) from e
         try:
             yield self.db
             self.db.execute("COMMIT")
@@ -185,7 +196,7 @@ class Store:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             if isinstance(e, sqlite3.Error):
-                raise OperationalError(f"database {self.path}: {e}; nothing recorded, rerun when it is fixed") from e
+                raise self._error(e, "; nothing recorded, rerun when it is fixed") from e
             raise
 
     # ---- replies ----

@@ -124,6 +124,10 @@ def group_postings(msgs: Iterable[EmailMessage]) -> tuple[list[Posting], dict[st
     return list(roots.values()), lmsgs
 
 
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def _nearest_root(m: b4.LoreMessage, roots: dict[str, Posting]) -> Posting | None:
     """The posting of the same revision that m is threaded under, the nearest ancestor first."""
     chain = list(m.references) + ([m.in_reply_to] if m.in_reply_to else [])
@@ -191,12 +195,14 @@ class Discovery:
         return requested, postings
 
     def _not_a_series(self, msgid: str, lmsgs: dict[str, b4.LoreMessage]) -> str:
-        subject = " ".join(str(self.msgs[msgid].get("Subject", "")).split())[:200]
+        subject = _clip(" ".join(str(self.msgs[msgid].get("Subject", "")).split()), 100)
         lmsg = lmsgs.get(msgid)
         if lmsg is not None and lmsg.lsubject.patch and not 0 < lmsg.revision <= MAX_VERSION:
-            return f"<{msgid}> ({subject!r}): version v{lmsg.revision} is out of range (v1 to v{MAX_VERSION})"
+            return (f"<{msgid}> ({subject!r}): version v{_clip(str(lmsg.revision), 12)} is out of range "
+                    f"(v1 to v{MAX_VERSION})")
         if lmsg is not None and lmsg.lsubject.patch and lmsg.expected > MAX_PATCHES:
-            return f"<{msgid}> ({subject!r}): {lmsg.expected} patches is more than a series has (max {MAX_PATCHES})"
+            return (f"<{msgid}> ({subject!r}): {_clip(str(lmsg.expected), 12)} patches is more than a series "
+                    f"has (max {MAX_PATCHES})")
         return f"<{msgid}> ({subject!r}) is not part of a patch series: no patch in its thread"
 
     def _search(self, requested: Posting, postings: list[Posting]) -> int:

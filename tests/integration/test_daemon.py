@@ -32,22 +32,6 @@ KERNEL_TREE = Path(__file__).resolve().parents[2] / "kernel-tree"
 
 
 @pytest.fixture
-def own_inbox(tmp_path: Path) -> Iterator[LocalInbox]:
-    box = LocalInbox(tmp_path / "pi").init()
-    hello = EmailMessage()
-    hello["From"] = "Someone <someone@example.org>"
-    hello["To"] = "linux-mm@kvack.org"
-    hello["Subject"] = "a discussion, not a patch"
-    hello["Date"] = email.utils.formatdate()
-    hello["Message-ID"] = "<hello@example.org>"
-    hello.set_content("hello\n")
-    box.deliver(hello)  # before serve(): see LocalInbox.serve
-    box.url = box.serve()  # type: ignore[attr-defined]
-    yield box
-    box.stop()
-
-
-@pytest.fixture
 def relay(own_inbox: LocalInbox) -> Iterator[tuple[int, Recorder]]:
     handler = Recorder(own_inbox)
     with smtp_server(handler) as port:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import socket
 import time
 from email.message import EmailMessage
@@ -134,3 +135,52 @@ def test_store_states_and_compare_and_swap(tmp_path: Path) -> None:
             store.set_state(r, "lost")
     with Store(tmp_path / "bot.sqlite3") as again:  # reopening does not migrate twice
         assert again.version == len(MIGRATIONS) and [x.state for x in again.replies("s")] == ["sent"]
+
+
+def test_claim_one_owner_lease_and_one_reply_per_revision(tmp_path: Path) -> None:
+    """Exactly-once: of several claimers one wins; a live claim blocks; a claim whose owner died is free only to
+    whoever reconciled it; a second reply of the same revision cannot be sent while one is."""
+    import multiprocessing
+
+    with Store(tmp_path / "bot.sqlite3") as store:
+        r = store.add_reply("s", 1, "d1", "m1@x", "/p")
+        me = f"{socket.gethostname()}:{os.getpid()}:a"
+        assert store.claim(r, me, 60) == ""
+        assert "sending by another bot process" in store.claim(r, "other:1:b", 60)
+        assert store.refresh(r).lease_running()
+        assert "it is sending" in store.claim(r, "other:1:b", 60, stale_ok=True)  # the lease still runs
+        other = store.add_reply("s", 1, "d2", "m2@x", "/q")  # a changed verdict, same revision
+        assert "v1 already has a reply sending" in store.claim(other, "other:1:b", 60)
+        assert not store.finish_send(r, "not-the-owner", "sent", "250")  # only the owner ends its claim
+        assert store.finish_send(r, me, "sent", "250 ok")
+        assert store.refresh(r).state == "sent" and "it is sent" in store.claim(r, me, 60)
+        assert "already has a reply sent" in store.claim(other, me, 60)
+
+        dead = store.add_reply("s", 2, "d3", "m3@x", "/r")
+        child = multiprocessing.get_context("fork").Process(target=lambda: None)
+        child.start()
+        child.join()
+        gone = f"{socket.gethostname()}:{child.pid}:c"  # a process of this host that no longer exists
+        assert store.claim(dead, gone, 3600) == ""
+        assert not store.refresh(dead).lease_running()  # its owner is gone: the lease is void
+        assert "it is sending" in store.claim(dead, me, 60)  # ...but only a reconciled claim may take it
+        assert store.claim(dead, me, 60, stale_ok=True) == ""
+        assert store.refresh(dead).owner == me
+
+
+def test_concurrent_claims_from_processes_have_one_winner(tmp_path: Path) -> None:
+    import multiprocessing
+
+    with Store(tmp_path / "bot.sqlite3") as store:
+        store.add_reply("s", 1, "d1", "m1@x", "/p")
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(6) as pool:
+        wins = pool.map(_claim_in_a_process, [str(tmp_path / "bot.sqlite3")] * 12)
+    assert wins.count("") == 1, wins
+
+
+def _claim_in_a_process(db: str) -> str:
+    with Store(Path(db)) as store:
+        reply = store.reply("s", 1, "d1")
+        assert reply is not None
+        return store.claim(reply, f"{socket.gethostname()}:{os.getpid()}:{time.monotonic_ns()}", 600)

@@ -194,3 +194,18 @@ def test_templates_are_strict() -> None:
 
 def test_footer_without_operator() -> None:
     assert "Questions, false positives: reply to this message." in render(fresh(), SERIES, Context())
+
+
+def test_reproduce_line_is_shell_safe_with_a_hostile_message_id(tmp_path: Path) -> None:
+    """The reply's `bot check ...` line is pasted into shells: a Message-ID with a payload must stay one word."""
+    import subprocess
+
+    data = fresh()
+    data["message_id"] = "x'$(touch${IFS}PWNED)'`touch${IFS}PWNED2`\"@host"
+    text = render(data, SERIES, CTX)
+    (line,) = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("bot check ")]
+    assert subprocess.run(["bash", "-n", "-c", line], timeout=30).returncode == 0
+    out = subprocess.run(["bash", "-c", 'bot() { printf "%s\\n" "$@"; }; ' + line], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout.splitlines() == ["check", f"<{data['message_id']}>"], out
+    assert list(tmp_path.iterdir()) == []  # nothing ran
