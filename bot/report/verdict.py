@@ -34,6 +34,7 @@ class NewWarning:
     line: str
     message: str
     patch: int | None
+    w1: bool = False  # found by the W=1 compile of the touched files
     arches: list[str] = field(default_factory=list)
 
 
@@ -45,7 +46,7 @@ def new_warnings(result: RevisionResult) -> list[NewWarning]:
             line = str(w.line) + (f":{w.extra['column']}" if w.extra.get("column") is not None else "")
             key = (w.file, line, w.message.strip())
             if key not in seen:
-                seen[key] = NewWarning(key[0], key[1], key[2], w.patch.index if w.patch else None)
+                seen[key] = NewWarning(key[0], key[1], key[2], w.patch.index if w.patch else None, bool(w.w1))
             seen[key].arches.append(arch)
     return list(seen.values())
 
@@ -105,6 +106,9 @@ def verdict_parts(result: RevisionResult) -> list[str]:
     warnings = new_warnings(result)
     if warnings:
         parts.append(f"{len(warnings)} new warning{'s' if len(warnings) != 1 else ''}")
+    missed = {c.file for e in build.values() for c in e.coverage or [] if not c.compiled}
+    if missed:
+        parts.append(f"{len(missed)} touched file{'s' if len(missed) != 1 else ''} not compiled")
     parts += _runtime_clauses(result)
     found = [f for e in result.stages.boot.values() for f in e.findings or [] if not f.preexisting]
     if found:
@@ -119,6 +123,8 @@ def verdict_facts(result: RevisionResult) -> dict[str, object]:
         "apply": result.stages.apply.status,
         "build": {a: e.status for a, e in per_arch(result.stages.build).items()},
         "warnings": sorted((w.file, w.line, w.message) for w in new_warnings(result)),
+        "not_compiled": sorted((a, c.file) for a, e in result.stages.build.items() for c in e.coverage or []
+                               if not c.compiled),
         "boot": {a: [e.status, sorted(f.fingerprint or f.first_line for f in e.findings or [])]
                  for a, e in per_arch(result.stages.boot).items()},
         "stress": {a: [e.status, sorted((s.name, s.verdict) for s in e.scenarios or [])]

@@ -120,9 +120,27 @@ def _warnings(result: RevisionResult) -> list[dict[str, Any]]:
     for w in new_warnings(result):
         where = f"{w.file}:{w.line}" if w.line else w.file
         only = f" [{'/'.join(w.arches)} only]" if builds > 1 and len(w.arches) < builds else ""
-        by_patch.setdefault(w.patch, []).append(f">> {where}: {w.message}{only}")
+        by_patch.setdefault(w.patch, []).append(f">> {where}: {w.message}{' [W=1]' if w.w1 else ''}{only}")
     return [{"patch": _patch_label(i, result), "lines": lines}
             for i, lines in sorted(by_patch.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
+
+
+def not_compiled(result: RevisionResult) -> list[str]:
+    """One line per touched C file a build did not compile, with the arches and why: never "no warnings"
+    about code that was not built."""
+    why: dict[str, dict[str, str]] = {}
+    for arch, e in per_arch(result.stages.build).items():
+        for c in e.coverage or []:
+            if not c.compiled:
+                why.setdefault(c.file, {})[arch] = c.reason or "not compiled"
+    lines = []
+    for file, per in why.items():
+        reasons = set(per.values())
+        if len(reasons) == 1:
+            lines.append(f"  {file}: not compiled on {'/'.join(per)}: {reasons.pop()}")
+        else:
+            lines += [f"  {file}: not compiled on {a}: {r}" for a, r in per.items()]
+    return lines
 
 
 def _runtime(result: RevisionResult) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
@@ -174,6 +192,7 @@ def view(result: RevisionResult, series: SeriesSummary, ctx: Context, arches: li
         "warnings": warnings,
         "warning_count": sum(len(w["lines"]) for w in warnings),
         "build_ran": bool(s.build),
+        "not_compiled": not_compiled(result),
         "correctness_ran": bool(s.boot or s.stress),
         "scenarios": scenarios,
         "findings": findings,

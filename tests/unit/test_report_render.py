@@ -209,3 +209,26 @@ def test_reproduce_line_is_shell_safe_with_a_hostile_message_id(tmp_path: Path) 
                          capture_output=True, text=True, timeout=30)
     assert out.stdout.splitlines() == ["check", f"<{data['message_id']}>"], out
     assert list(tmp_path.iterdir()) == []  # nothing ran
+
+
+def test_files_not_compiled_are_named_never_hidden_under_no_warnings() -> None:
+    data = example("pass")
+    x86 = data["result"]["stages"]["build"]["x86_64"]
+    arm = data["result"]["stages"]["build"]["arm64"]
+    x86["coverage"] = [{"file": "mm/rmap.c", "compiled": True}, {"file": "mm/numa_emulation.c", "compiled": True}]
+    arm["coverage"] = [{"file": "mm/rmap.c", "compiled": True},
+                       {"file": "mm/numa_emulation.c", "compiled": False,
+                        "reason": "needs CONFIG_NUMA_EMU, which this config does not set: x86 only"}]
+    x86["new_warnings"] = [{"file": "mm/rmap.c", "line": 7, "where": "mm/rmap.c:7", "kind": "warning",
+                            "message": "no previous prototype for 'f' [-Wmissing-prototypes]", "w1": True,
+                            "patch": {"index": 1}}]
+    text = render(data["result"], data["series"], CTX, data["arches"])
+    first = " ".join(text.split("\n\n")[0].split())
+    assert "1 new warning" in first and "1 touched file not compiled" in first
+    assert ">> mm/rmap.c:7: no previous prototype for 'f' [-Wmissing-prototypes] [W=1] [x86_64 only]" in text
+    assert ("Not compiled, so not checked (1):\n  mm/numa_emulation.c: not compiled on arm64: needs CONFIG_NUMA_EMU,"
+            in text)
+    x86["new_warnings"] = []
+    text = render(data["result"], data["series"], CTX, data["arches"])
+    assert "New compiler warnings: none in what was compiled." in text
+    assert "New compiler warnings: none.\n" not in text
