@@ -6,6 +6,9 @@ Prints figures, asserts nothing about speed. Phases per arch:
   cold         (--cold only) fresh build dir + empty ccache for the bot; fresh dir, no ccache for raw
   warm         no-change rebuild of the persistent build dir
   incremental  rebuild after a one-line change in try_to_unmap_one() (mm/rmap.c)
+  w1           `make W=1 mm/rmap.o` after that change (the per-touched-file W=1 step), with the bot's
+               diagnostics parsing, vs the same raw make
+  coverage     measuring which touched files were compiled (bot only: raw make has no such step)
 "Bot" is bot.build's whole path: sandbox (bwrap + memory cgroup), make, warning parsing, and for warm and
 incremental the copy of the build dir a series is built in (Builder.for_series). "Raw" is the same
 make command line with only the path binds the build dir was configured with (/src, /build, /ccache) -- a
@@ -27,8 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot import repo as kt  # noqa: E402
+from bot.build import coverage  # noqa: E402
 from bot.build import warnings as bw  # noqa: E402
 from bot.build.builder import BUILD, CCACHE, SRC, Builder  # noqa: E402
+from bot.build.kconfig import arch_notes  # noqa: E402
 from bot.config import load  # noqa: E402
 
 RMAP = "mm/rmap.c"
@@ -48,8 +53,8 @@ def bot_build(b: Builder, log: Path, series: bool = False) -> float:
     return time.monotonic() - t0
 
 
-def raw_build(b: Builder, log: Path, ccache: bool = True) -> float:
-    args = b.make_args(b.spec.target)
+def raw_build(b: Builder, log: Path, ccache: bool = True, targets: tuple[str, ...] = ()) -> float:
+    args = b.make_args(*(targets or (b.spec.target,)))
     if not ccache:
         args = [a.replace(f"{b.ccache} ", "") for a in args]
     cmd = ["bwrap", "--bind", "/", "/", "--dev", "/dev", "--bind", str(b.tree), SRC, "--bind", str(b.dir), BUILD,
@@ -106,11 +111,24 @@ def main() -> None:
             raw_build(b, logs / f"{arch}-warm-raw.log"))
         try:
             edit_rmap(tree, 1)
+            since = time.time() - 1
             t_bot = bot_build(b, logs / f"{arch}-incr-bot.log", series=True)
+            series = dataclasses.replace(b, untrusted=True)  # a builder on the copy bot_build just built in
             kt.git(tree, "checkout", "--", RMAP)
             edit_rmap(tree, 2)
             t_raw = raw_build(b, logs / f"{arch}-incr-raw.log")
             row("incremental", arch, t_bot, t_raw)
+            t0 = time.monotonic()
+            run = series.w1(logs / f"{arch}-w1-bot.log", [RMAP])
+            bw.with_text(bw.parse(run.output), bw.line_reader(series.tree, series.dir))
+            t_bot = time.monotonic() - t0
+            t_raw = raw_build(series, logs / f"{arch}-w1-raw.log", targets=("-k", "W=1", RMAP[:-2] + ".o"))
+            row("w1 (1 file)", arch, t_bot, t_raw)
+            t0 = time.monotonic()
+            cov = coverage.measure(series.dir, tree, (series.dir / ".config").read_text(), [RMAP, "mm/ksm.c",
+                                   "include/linux/mm.h"], since, arch_notes(series.frags))
+            print(f"{arch:8} {'coverage':12} bot {time.monotonic() - t0:8.2f}s   "
+                  f"({', '.join(f'{c.file}={c.compiled}' for c in cov)})", flush=True)
         finally:
             kt.git(tree, "checkout", "--", RMAP)
         b.build(logs / f"{arch}-prep.log", [])  # leave the build dir matching the clean tree

@@ -13,6 +13,7 @@ whose option is off, or "no Makefile builds it".
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from bot.results import FileCoverage as Coverage
@@ -39,8 +40,9 @@ def _deps(obj: Path) -> set[str]:
 
 
 def measure(build_dir: Path, tree: Path, dotconfig: str, touched: list[str], since: float,
-            notes: dict[str, str]) -> list[Coverage]:
-    """Coverage of every touched .c and .h file; `notes` maps CONFIG_X to why the arch lacks it."""
+            notes: dict[str, str], diagnosed: Collection[str] = ()) -> list[Coverage]:
+    """Coverage of every touched .c and .h file; `notes` maps CONFIG_X to why the arch lacks it, `diagnosed`
+    holds the files the build's compiler messages name (a file that failed to compile was compiled too)."""
     wanted = [f for f in touched if f.endswith((".c", ".h"))]
     if not wanted:
         return []
@@ -59,7 +61,7 @@ def measure(build_dir: Path, tree: Path, dotconfig: str, touched: list[str], sin
         elif f.endswith(".h"):
             n = len(includers.get(f, []))
             out.append(Coverage(f, n > 0, None if n else "no object this config builds includes it", n))
-        elif (build_dir / f).with_suffix(".o") in built:
+        elif (build_dir / f).with_suffix(".o") in built or f in diagnosed:
             out.append(Coverage(f, True))
         elif f in includers:
             via = min(str(p.relative_to(build_dir)) for p in includers[f])

@@ -57,13 +57,27 @@ def dropped_options(want: dict[str, str], dotconfig: str) -> list[str]:
     return out
 
 
+_NOTE = re.compile(r"^#\s*(CONFIG_\w+)((?:\s*/\s*\w+)*)(?:\s*\([^)]*\))?\s*:\s*(.+)$")
+
+
 def arch_notes(frags: list[Path]) -> dict[str, str]:
-    """CONFIG_X -> why the arch cannot have it, from fragment comments `# CONFIG_X: <reason>` (an option the
-    arch cannot have is named there, not silently dropped)."""
+    """CONFIG_X -> why the arch cannot have it, from the fragments' comments: `# CONFIG_X (mm/file.c): reason`,
+    `# CONFIG_X / Y: reason`, continued on `#   ...` lines (an option the arch cannot have is named there, not
+    silently dropped)."""
     notes: dict[str, str] = {}
+    last: list[str] = []
     for f in frags:
         for line in f.read_text().splitlines():
-            m = re.match(r"^#\s*(CONFIG_\w+)\s*:\s*(.+)$", line.strip())
+            m = _NOTE.match(line.strip())
             if m:
-                notes[m.group(1)] = m.group(2).strip()
+                names = [m.group(1)] + [f"CONFIG_{n.strip()}" if not n.strip().startswith("CONFIG_") else n.strip()
+                                        for n in m.group(2).split("/") if n.strip()]
+                for name in names:
+                    notes[name] = m.group(3).strip()
+                last = names
+            elif last and re.match(r"^#\s{2,}\S", line):
+                for name in last:
+                    notes[name] += " " + line.lstrip("#").strip()
+            else:
+                last = []
     return notes

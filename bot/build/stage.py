@@ -115,9 +115,9 @@ def build_revision(config: Config, b: Builder, *, base: str, branch: str, commit
     if dropped := b.dropped():
         res.status, res.detail = "error", f"config dropped requested options: {', '.join(dropped)}"
         return res
-    res.coverage = coverage.measure(b.dir, b.tree, (b.dir / ".config").read_text(), changed, since,
-                                    arch_notes(b.frags))
     diags = bw.with_text(bw.parse(run.output), bw.line_reader(b.tree, b.dir))
+    res.coverage = coverage.measure(b.dir, b.tree, (b.dir / ".config").read_text(), changed, since,
+                                    arch_notes(b.frags), {d.file for d in diags})
     new = bw.new_diagnostics(diags, base_diags)
     sources = [c.file for c in res.coverage if c.compiled and c.file.endswith(".c") and not c.via]
     new_w1, w1_seconds = w1.new_w1(b, sources, base_w1, diags, logs / f"build-{b.arch}-w1.log")

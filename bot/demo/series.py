@@ -1,6 +1,6 @@
 """The demo's multi-revision series on top of the Debian kernel tree, written as lore-style mboxes.
 
-The series ("mm/rmap: lazyfree batched unmap cleanups") goes through five revisions:
+The series ("mm/rmap: lazyfree batched unmap cleanups") goes through seven revisions:
   v1  clean: a comment in try_to_unmap_one() + a comment in mm/madvise.c;
   v2  re-introduces the historical out-of-bounds bug of "mm: Support batched unmap for lazyfree large
       folios" v4 3/4: batch the whole folio (max_nr = folio_nr_pages(folio), no page-table/VMA cap) and
@@ -8,7 +8,10 @@ The series ("mm/rmap: lazyfree batched unmap cleanups") goes through five revisi
   v3  fixes it again (cap at pmd_addr_end(addr, vma->vm_end), `nr_pages == folio_nr_pages(folio)`) and
       turns one exit of try_to_unmap_one() from `goto walk_done` into `goto walk_abort`;
   v4  v3 plus an unused variable (a compiler warning for the build stage);
-  v5  does not apply: made on a tree we do not have (base-commit names a commit that is not in kernel-tree).
+  v5  does not apply: made on a tree we do not have (base-commit names a commit that is not in kernel-tree);
+  v6  v3's first two patches plus an unused variable in mm/memory-failure.c (a file the old tinyconfig
+      build never compiled: a new warning only a config that compiles mm/ can see);
+  v7  the same two plus a build error in mm/mempolicy.c (another such file: NUMA only).
 
 The writing (commits in a scratch repository borrowing kernel-tree's objects, format-patch, fixed headers
 for byte-for-byte reproducible output) is writer.py's, shared with the tests; this module holds the
@@ -50,7 +53,7 @@ class RevisionSpec:
     """One revision of the demo series, and what the demo expects of it (`kind`)."""
 
     version: int
-    kind: str  # clean | bug | fix | warning | broken
+    kind: str  # clean | bug | fix | warning | broken | coverage-warning | coverage-error
     blurb: str
     changes: str  # "vN-1 -> vN" changelog text; the link to the previous cover is appended
     patches: tuple[PatchSpec, ...]
@@ -197,6 +200,20 @@ P_BROKEN = PatchSpec(
     ),
 )
 
+# v6/v7 touch files the old tinyconfig-based build never compiled: the coverage config must, on both arches.
+P_HWPOISON_WARN = PatchSpec(
+    "mm/memory-failure: keep the signal kill_proc() sent",
+    "Remember which signal kill_proc() sent for the hwpoison report that\nfollows.\n",
+    (Edit("mm/memory-failure.c", "\tshort addr_lsb = tk->size_shift;\n\tint ret = 0;\n",
+          "\tshort addr_lsb = tk->size_shift;\n\tint ret = 0;\n\tint sent;\n", "static int kill_proc("),),
+)
+P_MBIND_ERROR = PatchSpec(
+    "mm/mempolicy: count mbind() calls",
+    "Count the mbind() calls that reach do_mbind(), for the lazyfree\nbatching statistics.\n",
+    (Edit("mm/mempolicy.c", "\tlong nr_failed;\n\tLIST_HEAD(pagelist);\n\n",
+          "\tlong nr_failed;\n\tLIST_HEAD(pagelist);\n\n\tmbind_calls++;\n", "static long do_mbind("),),
+)
+
 REVISIONS: tuple[RevisionSpec, ...] = (
     RevisionSpec(1, "clean", "Two comment updates around the batched lazyfree unmap.", "", (P_COMMENT, P_MADVISE)),
     RevisionSpec(
@@ -229,6 +246,20 @@ REVISIONS: tuple[RevisionSpec, ...] = (
         "rebased, patch 3 replaced by a crossing counter",
         (P_MADVISE, P_BROKEN),
         fake_base=FAKE_UPSTREAM,
+    ),
+    RevisionSpec(
+        6,
+        "coverage-warning",
+        "Back on the v3 base; remember the hwpoison signal.",
+        "back to v3's patches on the real base; new patch 3 in mm/memory-failure.c",
+        (P_COMMENT, P_MADVISE, P_HWPOISON_WARN),
+    ),
+    RevisionSpec(
+        7,
+        "coverage-error",
+        "Count mbind() calls as well.",
+        "patch 3 replaced: count mbind() calls in mm/mempolicy.c",
+        (P_COMMENT, P_MADVISE, P_MBIND_ERROR),
     ),
 )
 

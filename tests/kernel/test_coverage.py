@@ -1,0 +1,87 @@
+"""The build stage's coverage on the real kernel tree, both arches, with the config that compiles mm/:
+a series with a new warning in mm/userfaultfd.c, a build error in mm/damon/core.c and a clean change in
+mm/zswap.c is reported exactly so, with a coverage entry for each file; and W=1 finds a warning only W=1 sees.
+
+None of these three files was compiled by the old tinyconfig-based config. The base build is shared with
+tests/kernel/test_build.py (the checkout's .cache/); the series builds are incremental copies of it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot import build
+from bot.config import Config, PathsConfig
+from bot.demo.writer import Edit, Patch, Revision, SeriesWriter
+from bot.results import PatchInfo, RevisionResult
+from bot.tree import apply_series
+from tests.kernel.conftest import CACHE, KERNEL_TREE, restored_tree
+from tests.stages import run_stage
+
+pytestmark = pytest.mark.kernel
+ARCHES = os.environ.get("MM_REVIEW_BOT_ARCHES", "x86_64,arm64").split(",")
+
+UFFD_WARN = Patch("mm/userfaultfd: name the zeropage fallback", "x\n", (Edit(
+    "mm/userfaultfd.c", "\tspinlock_t *ptl;\n\tint ret;\n", "\tspinlock_t *ptl;\n\tint ret;\n\tint zeroed;\n",
+    "static int mfill_atomic_pte_zeropage("),))
+DAMON_ERROR = Patch("mm/damon/core: count contexts", "x\n", (Edit(
+    "mm/damon/core.c", "\tstruct damon_ctx *ctx;\n\n\tctx = kzalloc_obj(*ctx);\n",
+    "\tstruct damon_ctx *ctx;\n\n\tdamon_nr_ctxs++;\n\tctx = kzalloc_obj(*ctx);\n",
+    "struct damon_ctx *damon_new_ctx(void)"),))
+ZSWAP_CLEAN = Patch("mm/zswap: say what zswap_store() returns", "x\n", (Edit(
+    "mm/zswap.c", "bool zswap_store(struct folio *folio)\n{",
+    "/* true: the folio is in zswap now; false: it goes to the swap device */\n"
+    "bool zswap_store(struct folio *folio)\n{"),))
+# W=1 only: a global function without a prototype (-Wmissing-prototypes is a W=1 warning)
+ZSWAP_W1 = Patch("mm/zswap: a helper", "x\n", (Edit(
+    "mm/zswap.c", "bool zswap_store(struct folio *folio)\n{",
+    "int zswap_bot_helper(void)\n{\n\treturn 0;\n}\n\nbool zswap_store(struct folio *folio)\n{"),))
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory: pytest.TempPathFactory):
+    with restored_tree("review/pytest-coverage/*"):
+        yield Config(paths=PathsConfig(kernel_tree=KERNEL_TREE, cache=CACHE,
+                                       patchsets=tmp_path_factory.mktemp("patchsets")))
+
+
+def built(cfg: Config, tmp: Path, name: str, patches: list[Patch]) -> RevisionResult:
+    writer = SeriesWriter.on_tree(KERNEL_TREE, "debian/7.2.13-1", tmp / name)
+    mbox = tmp / f"{name}.mbx"
+    mbox.write_text(writer.write(Revision(1, name, patches)).mbox())
+    stage = apply_series(cfg, mbox, f"review/pytest-coverage/{name}")
+    assert stage.status == "ok" and stage.commits and stage.base, stage
+    r = RevisionResult(f"{name}@pytest", 1, name, "a", "d", [PatchInfo(c.index, c.subject, "") for c in stage.commits],
+                       [])
+    r.base, r.stages.apply = stage.base, stage
+    return run_stage(build.run_stage, cfg, r, ARCHES, slug=f"pytest-coverage-{name}")
+
+
+def test_warning_error_and_clean_change_in_files_the_old_config_never_built(cfg: Config, tmp_path: Path) -> None:
+    r = built(cfg, tmp_path, "mixed", [UFFD_WARN, DAMON_ERROR, ZSWAP_CLEAN])
+    for arch in ARCHES:
+        st = r.stages.build[arch]
+        assert st.status == "failed", (arch, st.detail)
+        assert st.error is not None and st.error.file == "mm/damon/core.c", st.error
+        assert "damon_nr_ctxs" in st.detail and "undeclared" in st.detail, st.detail
+        warnings = [(w.file, w.message) for w in st.new_warnings or []]
+        assert warnings == [("mm/userfaultfd.c", "unused variable 'zeroed' [-Wunused-variable]")], warnings
+        assert (st.new_warnings or [])[0].patch is not None and st.new_warnings[0].patch.index == 1  # type: ignore
+        cov = {c.file: c for c in st.coverage or []}
+        assert set(cov) == {"mm/userfaultfd.c", "mm/damon/core.c", "mm/zswap.c"}, cov
+        assert cov["mm/userfaultfd.c"].compiled and cov["mm/zswap.c"].compiled, cov
+        # the file that does not compile was compiled (and failed): the compiler saw it, there is no object
+        assert cov["mm/damon/core.c"].compiled, cov
+
+
+def test_w1_warning_is_reported_and_labelled(cfg: Config, tmp_path: Path) -> None:
+    r = built(cfg, tmp_path, "w1", [ZSWAP_W1])
+    for arch in ARCHES:
+        st = r.stages.build[arch]
+        assert st.status == "ok", (arch, st.detail, st.log_tail)
+        got = [(w.file, w.w1, w.message) for w in st.new_warnings or []]
+        assert got == [("mm/zswap.c", True, "no previous prototype for 'zswap_bot_helper' [-Wmissing-prototypes]")], got
+        assert [c.file for c in st.coverage or [] if c.compiled] == ["mm/zswap.c"]
