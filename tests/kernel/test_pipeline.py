@@ -18,7 +18,7 @@ pytestmark = pytest.mark.kernel
 
 @pytest.fixture(scope="module")
 def run(inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """v1..v5 posted to the archive, then `bot check <v3 cover> --stages fetch,apply,walkdiff --json`."""
+    """v1..v7 posted to the archive, then `bot check <v3 cover> --stages fetch,apply,walkdiff --json`."""
     with restored_tree("review/*"):
         yield from _check(inbox, tmp_path_factory)
 
@@ -43,13 +43,13 @@ def rev(run: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def test_every_revision_is_found(run: dict[str, Any]) -> None:
     found = {r["version"]: r["found_by"] for r in run["out"]["series"]["revisions"]}
-    assert sorted(found) == [1, 2, 3, 4, 5]
+    assert sorted(found) == [1, 2, 3, 4, 5, 6, 7]
     assert found[3] == "requested"
 
 
 def test_applied_revisions_record_base_and_commits(run: dict[str, Any]) -> None:
     base = git("rev-parse", "debian/7.2.13-1").strip()
-    for kind in ("clean", "bug", "fix", "warning"):
+    for kind in ("clean", "bug", "fix", "warning", "coverage-warning", "coverage-error"):
         r = rev(run, kind)
         assert r["stages"]["apply"]["status"] == "ok", r["stages"]["apply"]
         assert r["base"] == {"commit": base, "source": "base-commit"}
