@@ -53,6 +53,7 @@ class Builder:
     tree: Path
     notes: list[str] = field(default_factory=list)  # warnings about the build setup, for the result
     untrusted: bool = False  # a series' code: see for_series()
+    kasan: bool | None = None  # the KASAN fragments too (None: as [build] kasan says)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHES:
@@ -75,13 +76,17 @@ class Builder:
             if self.ccache is None:
                 self.notes.append(f"ccache ({self.config.build.ccache}) not found: building without it (slower)")
                 log.warning("%s", self.notes[-1])
-        self.frags = fragments(self.config, self.arch)
+        self.frags = fragments(self.config, self.arch, self.kasan)
         self.hash = config_hash(self.arch, self.frags, self.cross)
         self.trusted_dir = self.cache / "build" / f"{self.arch}-{self.hash}"
         self.dir = self.trusted_dir.with_name(f"{self.trusted_dir.name}-series") if self.untrusted else self.trusted_dir
         self.ccache_dir = self.cache / "ccache"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ccache_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def kasan_enabled(self) -> bool:
+        return any(f.name == "kasan.config" for f in self.frags)
 
     def for_series(self) -> Builder:
         """A builder for a series' (untrusted) code: a fresh copy of this build dir, ccache only read, so a
@@ -181,9 +186,12 @@ class Builder:
             (self.dir / BUILT).touch()
         return run
 
+    def compile(self, log_path: Path, sources: list[str], w1: bool = False) -> MakeRun:
+        """`make -k [W=1] <objects>` for the given .c files (W=1: the extra warnings 0-day reports for mm)."""
+        return self.run(self.make_args("-k", *(["W=1"] if w1 else []), *(s[:-2] + ".o" for s in sources)), log_path)
+
     def w1(self, log_path: Path, sources: list[str]) -> MakeRun:
-        """`make -k W=1 <objects>` for the given .c files: the extra warnings 0-day reports for mm."""
-        return self.run(self.make_args("-k", "W=1", *(s[:-2] + ".o" for s in sources)), log_path)
+        return self.compile(log_path, sources, w1=True)
 
     def rebuild_objects(self, log_path: Path, sources: list[str]) -> MakeRun:
         """The given objects again with the normal flags (after w1() in the trusted dir)."""

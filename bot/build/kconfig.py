@@ -1,4 +1,7 @@
-"""The kernel configs the build stage uses: `make tinyconfig` + the fragments in bot/build/kconfig/, per arch.
+"""The kernel configs the build stage uses: `make tinyconfig` + the fragments in bot/build/kconfig/, per arch:
+common.config and <arch>.config boot under QEMU; mm.config and <arch>-mm.config turn on every mm feature the
+arch supports, so that (almost) every mm/ file is compiled (options an arch cannot have are named in comments,
+with the reason); kasan.config and kasan-mm.config add generic KASAN.
 
 config_hash() keys build dirs and cached base results; after olddefconfig every requested option is
 checked in .config (dropped_options), so an option that vanished is named instead of silently not built.
@@ -15,8 +18,12 @@ from bot.config import Config
 KCONFIG_DIR = Path(__file__).parent / "kconfig"
 
 
-def fragments(config: Config, arch: str) -> list[Path]:
-    names = ["common.config", f"{arch}.config"] + (["kasan.config"] if config.build.kasan else [])
+def fragments(config: Config, arch: str, kasan: bool | None = None) -> list[Path]:
+    """The fragments on top of tinyconfig, in merge order: what boots (common, <arch>), what compiles mm/
+    (mm, <arch>-mm), and with KASAN its two (kasan = None: as [build] kasan says)."""
+    names = ["common.config", f"{arch}.config", "mm.config", f"{arch}-mm.config"]
+    if config.build.kasan if kasan is None else kasan:
+        names += ["kasan.config", "kasan-mm.config"]
     return [KCONFIG_DIR / n for n in names]
 
 

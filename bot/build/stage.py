@@ -1,100 +1,41 @@
 """Building a revision on every arch asked for, and telling which warnings it adds (and which patch added each).
 
-New warnings: the base is built once with a full log (its warnings cached by base commit + arch + config
-hash, its image kept for the boot stage); the revision is built after touching every file it changed
-relative to the base, so each changed file's warnings are in its log (ccache replays a hit's warnings too);
-new = revision's minus base's, matched by file, message and source line text (never by line number).
+The revision is built (make -k) after touching every file it changed relative to the base, so each changed
+file's warnings are in its log (ccache replays a hit's warnings too); new = revision's minus the base's
+(bot/build/base.py), matched by file, message and source line text (never by line number). Then the touched
+files: which were compiled (coverage.py), W=1 of those, the KASAN config for the rest (objects.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
 from pathlib import Path
 
 from bot import repo
-from bot.build import coverage, w1
+from bot.build import coverage, objects
 from bot.build import warnings as bw
+from bot.build.base import BaseWork, base_image, prepare, reproduce_command
 from bot.build.builder import Builder, MakeRun
 from bot.build.kconfig import arch_notes
 from bot.config import Config
 from bot.errors import OperationalError
-from bot.results import BuildError, BuildResult, CompilerWarning, Outputs, PatchRef, StageContext, write_json_atomic
+from bot.results import BuildError, BuildResult, CompilerWarning, FileCoverage, Outputs, PatchRef, StageContext
 
 log = logging.getLogger(__name__)
 
 LOG_TAIL = 50
-WARNINGS_FORMAT = 2  # bump when the cached base-warnings format or matching changes
 Key = tuple[str, str, str]
-
-
-# ---------------------------------------------------------------- base warnings
-
-
-def _warnings_path(b: Builder, base: str) -> Path:
-    return b.cache / "build" / "warnings" / f"{b.arch}-{b.hash}-{base}-v{WARNINGS_FORMAT}.json"
-
-
-def reproduce_command(b: Builder) -> str:
-    """The same build for a developer's own tree (fragments from the bot's checkout), without the sandbox."""
-    out = f"build-{b.arch}"
-    make = f"make ARCH={b.spec.karch}" + (f" CROSS_COMPILE={b.cross}" if b.cross else "") + f" O={out}"
-    frags = " ".join(f"bot/build/kconfig/{f.name}" for f in b.frags)
-    return (f"{make} tinyconfig && ARCH={b.spec.srcarch} scripts/kconfig/merge_config.sh -m -O {out} "
-            f"{out}/.config {frags} && {make} olddefconfig && {make} -j$(nproc) {b.spec.target}")
-
-
-def base_image(b: Builder, base: str) -> Path:
-    return _warnings_path(b, base).with_suffix("." + Path(b.spec.image).name)
-
-
-def base_diagnostics(config: Config, b: Builder, base: str) -> tuple[list[bw.Diagnostic] | None, str]:
-    """The base's warnings for this arch+config, from the cache or from one full build of the base.
-
-    Returns (diagnostics, "") or (None, why not). Leaves the tree checked out at `base` if it built.
-    """
-    path = _warnings_path(b, base)
-    if path.exists() and base_image(b, base).exists():  # an entry without the image predates it: rebuild
-        data = json.loads(path.read_text())
-        return [bw.Diagnostic.from_json(d) for d in data["diagnostics"]], ""
-    repo.switch(config, base)
-    log_path = path.with_suffix(".log")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("")
-    conf = b.configure(log_path)
-    if conf is not None and not conf.ok:
-        return None, _why("configuring the base", conf, log_path)
-    if dropped := b.dropped():
-        return None, f"config dropped requested options: {', '.join(dropped)}"
-    # A full log needs every object compiled: clean first (ccache makes this ~1 min when warm).
-    run = b.build(log_path, [], clean=True)
-    if not run.ok:
-        return None, _why(f"building the base {base[:12]}", run, log_path)
-    diags = bw.with_text(bw.parse(run.output), bw.line_reader(b.tree, b.dir))
-    shutil.copy2(b.image(), base_image(b, base))  # the boot stage may boot the base to tell old bugs from new
-    write_json_atomic(path, {"base": base, "arch": b.arch, "config_hash": b.hash, "seconds": run.seconds,
-                         "diagnostics": [d.to_json() for d in diags]})
-    return diags, ""
-
-
-def _why(what: str, run: MakeRun, log_path: Path) -> str:
-    if run.timed_out:
-        return f"{what}: timeout after {run.seconds:.0f}s (log: {log_path})"
-    if run.oom:
-        return f"{what}: memory limit hit (log: {log_path})"
-    return f"{what} failed: {bw.first_error(bw.parse(run.output), run.output)} (log: {log_path})"
 
 
 # ---------------------------------------------------------------- revision
 
 
 def build_revision(config: Config, b: Builder, *, base: str, branch: str, commits: list[PatchRef],
-                   base_diags: list[bw.Diagnostic], base_w1: dict[str, list[bw.Diagnostic]],
-                   rdir: Path) -> BuildResult:
+                   work: BaseWork, rdir: Path) -> BuildResult:
     """Build the checked-out `branch` (already switched to) for b.arch and compare with the base: the new
-    warnings (normal and W=1), which touched files were compiled, and the first error of a failed build."""
+    warnings (normal, W=1, KASAN config), which touched files were compiled, and the first error of a failure."""
     logs = rdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"build-{b.arch}.log"
@@ -118,25 +59,53 @@ def build_revision(config: Config, b: Builder, *, base: str, branch: str, commit
     diags = bw.with_text(bw.parse(run.output), bw.line_reader(b.tree, b.dir))
     res.coverage = coverage.measure(b.dir, b.tree, (b.dir / ".config").read_text(), changed, since,
                                     arch_notes(b.frags), {d.file for d in diags})
-    new = bw.new_diagnostics(diags, base_diags)
-    sources = [c.file for c in res.coverage if c.compiled and c.file.endswith(".c") and not c.via]
-    new_w1, w1_seconds = w1.new_w1(b, sources, base_w1, diags, logs / f"build-{b.arch}-w1.log")
+    new = bw.new_diagnostics(diags, work.diags)
+    w1, variant, sources = _single_objects(b, work, res.coverage, diags, logs)
     res.ccache = ccache_delta(stats0, b.ccache_stats())
-    first = attribute(config, b, base, branch, commits, new, new_w1, sources, logs) if new or new_w1 else {}
-    res.new_warnings = [_warning(d, first.get(d.key), False) for d in new if d.kind == "warning"] + [
-        _warning(d, first.get(d.key), True) for d in new_w1 if d.kind == "warning"]
-    if not run.ok:
-        return _failed_run("build", run, res)
+    first = attribute(config, b, base, branch, commits, new, w1.new, sources, logs) if new or w1.new else {}
+    found = [(d, "") for d in new] + [(d, "w1") for d in w1.new] + [(d, "kasan") for d in variant.new]
+    res.new_warnings = [_warning(d, first.get(d.key), how) for d, how in found if d.kind == "warning"]
+    errors = [d for d in variant.new if d.kind == "error"]
+    if not run.ok or errors:
+        failed = _failed_run("build", run, res)
+        if run.ok and errors:  # the image built; a touched file failed in the KASAN config
+            failed.error = BuildError(errors[0].file, errors[0].line, errors[0].message)
+            failed.detail = f"{errors[0].where()}: error: {errors[0].message} (KASAN config)"
+        return failed
     _keep_image(b, base, rdir, res)
     count = len(res.new_warnings)
     what = f"{count} new warning(s)" if count else "no new warnings"
     res.detail = f"{b.spec.target} built in {run.seconds:.0f}s; {what}" + (
-        f" (W=1 of {len(sources)} touched file(s): {w1_seconds:.0f}s)" if sources else "")
+        f" (W=1 of {len(sources)} touched file(s): {w1.seconds:.0f}s)" if sources else "")
     return res
 
 
-def _warning(d: bw.Diagnostic, patch: PatchRef | None, w1: bool) -> CompilerWarning:
-    return CompilerWarning(d.file, d.line, d.where(), d.kind, d.message, d.text, patch, w1=w1 or None)
+def _single_objects(b: Builder, work: BaseWork, cov: list[FileCoverage], diags: list[bw.Diagnostic],
+                    logs: Path) -> tuple[objects.Compiled, objects.Compiled, list[str]]:
+    """W=1 of the touched files the build compiled; the KASAN config for those it did not (their coverage
+    entries then say so)."""
+    sources = [c.file for c in cov if c.compiled and c.file.endswith(".c") and not c.via]
+    w1 = objects.compile_new(b, sources, work.w1, diags, logs / f"build-{b.arch}-w1.log", w1=True)
+    outside = [c for c in cov if not c.compiled and c.file.endswith(".c") and (b.tree / c.file).is_file()]
+    if not outside or work.variant is None:
+        return w1, objects.Compiled(), sources
+    variant = work.variant.for_series()
+    log = logs / f"build-{b.arch}-kasan-config.log"
+    conf = variant.configure(log)
+    if conf is not None and not conf.ok:
+        return w1, objects.Compiled(), sources
+    got = objects.compile_new(variant, [c.file for c in outside], work.variant_diags, [], log, w1=False)
+    named = {d.file for d in got.new}
+    for c in outside:
+        if c.file in got.built or c.file in named:
+            c.compiled, c.reason, c.config = True, None, "kasan"
+    return w1, got, sources
+
+
+def _warning(d: bw.Diagnostic, patch: PatchRef | None, how: str) -> CompilerWarning:
+    """how: "" the normal build, "w1" its W=1 compile, "kasan" the KASAN config's compile of the file."""
+    return CompilerWarning(d.file, d.line, d.where(), d.kind, d.message, d.text, patch, w1=how == "w1" or None,
+                           config="kasan" if how == "kasan" else None)
 
 
 def _keep_image(b: Builder, base: str, rdir: Path, res: BuildResult) -> None:
@@ -224,30 +193,23 @@ def run_stage(ctx: StageContext) -> Outputs:
     base = ctx.revision.base.commit or repo.git(tree, "rev-parse", f"{commits[0].commit}^").stdout.strip()
     sources = [f for f in repo.changed_files(tree, base, branch) if f.endswith(".c")]
     out: dict[str, BuildResult] = {}
-    builders: dict[str, Builder] = {}
-    base_diags: dict[str, list[bw.Diagnostic]] = {}
-    base_w1: dict[str, dict[str, list[bw.Diagnostic]]] = {}
-    for arch in ctx.arches:  # every base first (normal and W=1 of the touched files), then one switch
+    works: dict[str, BaseWork] = {}
+    for arch in ctx.arches:  # every base first (with the touched files' single-object compiles), then one switch
         try:
-            builders[arch] = b = Builder(config, arch, tree)
-            diags, why = base_diagnostics(config, b, base)
-            if diags is not None:
-                if sources:
-                    repo.switch(config, base)  # W=1 compiles the base's own sources (cached base results don't)
-                base_w1[arch] = w1.base_w1(b, base, sources, _warnings_path(b, base).with_suffix(".w1.log"))
+            work, why = prepare(config, Builder(config, arch, tree), base, sources)
         except OperationalError as e:
             out[arch] = BuildResult("error", str(e))
             continue
-        if diags is None:
+        if work is None:
             out[arch] = BuildResult("error", f"base {base[:12]}: {why}")
             continue
-        base_diags[arch] = diags
-    if base_diags:
+        works[arch] = work
+    if works:
         repo.switch(config, branch)
-    for arch, diags in base_diags.items():
+    for arch, work in works.items():
         try:
-            out[arch] = build_revision(config, builders[arch].for_series(), base=base, branch=branch,
-                                       commits=commits, base_diags=diags, base_w1=base_w1[arch], rdir=ctx.rdir)
+            out[arch] = build_revision(config, work.builder.for_series(), base=base, branch=branch,
+                                       commits=commits, work=work, rdir=ctx.rdir)
         except OperationalError as e:
             out[arch] = BuildResult("error", str(e))
     return {"build": out}

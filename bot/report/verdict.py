@@ -35,6 +35,7 @@ class NewWarning:
     message: str
     patch: int | None
     w1: bool = False  # found by the W=1 compile of the touched files
+    config: str | None = None  # found by another of the bot's configs ("kasan")
     arches: list[str] = field(default_factory=list)
 
 
@@ -46,7 +47,8 @@ def new_warnings(result: RevisionResult) -> list[NewWarning]:
             line = str(w.line) + (f":{w.extra['column']}" if w.extra.get("column") is not None else "")
             key = (w.file, line, w.message.strip())
             if key not in seen:
-                seen[key] = NewWarning(key[0], key[1], key[2], w.patch.index if w.patch else None, bool(w.w1))
+                seen[key] = NewWarning(key[0], key[1], key[2], w.patch.index if w.patch else None, bool(w.w1),
+                                       w.config)
             seen[key].arches.append(arch)
     return list(seen.values())
 

@@ -120,7 +120,8 @@ def _warnings(result: RevisionResult) -> list[dict[str, Any]]:
     for w in new_warnings(result):
         where = f"{w.file}:{w.line}" if w.line else w.file
         only = f" [{'/'.join(w.arches)} only]" if builds > 1 and len(w.arches) < builds else ""
-        by_patch.setdefault(w.patch, []).append(f">> {where}: {w.message}{' [W=1]' if w.w1 else ''}{only}")
+        label = " [W=1]" if w.w1 else " [KASAN config]" if w.config else ""
+        by_patch.setdefault(w.patch, []).append(f">> {where}: {w.message}{label}{only}")
     return [{"patch": _patch_label(i, result), "lines": lines}
             for i, lines in sorted(by_patch.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
 

@@ -89,6 +89,7 @@ class CompilerWarning(Record):
     text: str = ""
     patch: PatchRef | None = None
     w1: bool | None = None  # found by the W=1 compile of the touched files, not by the normal build
+    config: str | None = None  # found by another of the bot's configs ("kasan"), not the booted one
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,6 +102,7 @@ class FileCoverage(Record):
     reason: str | None = None  # why not
     objects: int | None = None  # a header: objects rebuilt that include it; a .c built into another object
     via: str | None = None  # that other object (mm/percpu-km.c -> mm/percpu.o)
+    config: str | None = None  # compiled by another of the bot's configs, not the booted one ("kasan")
 
 
 @dataclass
