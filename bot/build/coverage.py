@@ -28,7 +28,7 @@ def rebuilt(build_dir: Path, since: float) -> list[Path]:
     return [p for p in build_dir.rglob("*.o") if p.stat().st_mtime >= since]
 
 
-def _deps(obj: Path) -> set[str]:
+def object_deps(obj: Path) -> set[str]:
     """Source paths (relative to the tree) an object was compiled from, from its .<name>.o.cmd."""
     cmd = obj.with_name(f".{obj.name}.cmd")
     try:
@@ -51,7 +51,7 @@ def measure(build_dir: Path, tree: Path, dotconfig: str, touched: list[str], sin
     needs_deps = any(f.endswith(".h") or not (build_dir / f).with_suffix(".o").is_file() for f in wanted)
     if needs_deps:  # reading every .cmd of the rebuilt objects costs ~1 ms each: only when a header asks
         for obj in objects:
-            for dep in _deps(obj):
+            for dep in object_deps(obj):
                 includers.setdefault(dep, []).append(obj)
     built = set(objects)
     out = []

@@ -19,8 +19,8 @@ from bot import boot, repo
 from bot.boot.stage import boot_result, stress_result
 from bot.boot.vm import boot_kernel
 from bot.build.builder import Builder
-from bot.build.stage import base_diagnostics
-from bot.build.stage import base_image as base_image_of
+from bot.build.base import base_diagnostics
+from bot.build.base import base_image as base_image_of
 from bot.config import Config, PathsConfig
 from bot.results import Base, BuildResult, RevisionResult
 from tests.kernel.conftest import CACHE, KERNEL_TREE, git, no_tree, restored_tree

@@ -1,6 +1,7 @@
 """The build stage's coverage on the real kernel tree, both arches, with the config that compiles mm/:
-a series with a new warning in mm/userfaultfd.c, a build error in mm/damon/core.c and a clean change in
-mm/zswap.c is reported exactly so, with a coverage entry for each file; and W=1 finds a warning only W=1 sees.
+`bot check` on a series with a new warning in mm/userfaultfd.c, a build error in mm/damon/core.c and a clean
+change in mm/zswap.c reports exactly so, with a coverage entry for each file; W=1 finds a warning only W=1
+sees; and a touched file only the KASAN config compiles (mm/kasan/) is compiled there.
 
 None of these three files was compiled by the old tinyconfig-based config. The base build is shared with
 tests/kernel/test_build.py (the checkout's .cache/); the series builds are incremental copies of it.
@@ -8,6 +9,7 @@ tests/kernel/test_build.py (the checkout's .cache/); the series builds are incre
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from bot.config import Config, PathsConfig
 from bot.demo.writer import Edit, Patch, Revision, SeriesWriter
 from bot.results import PatchInfo, RevisionResult
 from bot.tree import apply_series
+from tests.conftest import run_bot, write_config
 from tests.kernel.conftest import CACHE, KERNEL_TREE, restored_tree
 from tests.stages import run_stage
 
@@ -60,21 +63,45 @@ def built(cfg: Config, tmp: Path, name: str, patches: list[Patch]) -> RevisionRe
     return run_stage(build.run_stage, cfg, r, ARCHES, slug=f"pytest-coverage-{name}")
 
 
-def test_warning_error_and_clean_change_in_files_the_old_config_never_built(cfg: Config, tmp_path: Path) -> None:
-    r = built(cfg, tmp_path, "mixed", [UFFD_WARN, DAMON_ERROR, ZSWAP_CLEAN])
+def test_bot_check_reports_warning_error_and_clean_change_in_files_the_old_config_never_built(
+        inbox, tmp_path: Path) -> None:
+    writer = SeriesWriter.on_tree(KERNEL_TREE, "debian/7.2.13-1", tmp_path / "w", msgid=lambda v, i: f"cov.v{v}.{i}@x")
+    posting = writer.write(Revision(1, "mm: three files", [UFFD_WARN, DAMON_ERROR, ZSWAP_CLEAN]))
+    for m in posting.messages():
+        inbox.deliver(m)
+    config = write_config(tmp_path / "config.toml", inbox.url, kernel_tree=KERNEL_TREE)
+    config.write_text(config.read_text().replace('cache = "cache"', f'cache = "{CACHE}"'))
+    with restored_tree("review/*"):
+        proc = run_bot("check", posting.msgids[0], "--config", str(config), "--stages", "fetch,apply,build,report",
+                       "--arch", ",".join(ARCHES), "--json", cwd=tmp_path, timeout=5400)
+    assert proc.returncode == 0, proc.stderr
+    (rev,) = json.loads(proc.stdout)["revisions"]
+    for arch in ARCHES:
+        st = rev["stages"]["build"][arch]
+        assert st["status"] == "failed", (arch, st["detail"])
+        assert st["error"]["file"] == "mm/damon/core.c", st["error"]
+        assert "damon_nr_ctxs" in st["detail"] and "undeclared" in st["detail"], st["detail"]
+        warnings = [(w["file"], w["message"], w["patch"]["index"]) for w in st["new_warnings"]]
+        assert warnings == [("mm/userfaultfd.c", "unused variable 'zeroed' [-Wunused-variable]", 1)], warnings
+        # the file that does not compile was compiled (and failed): the compiler saw it, there is no object
+        assert {c["file"]: c["compiled"] for c in st["coverage"]} == {
+            "mm/userfaultfd.c": True, "mm/damon/core.c": True, "mm/zswap.c": True}, st["coverage"]
+    reply = next((tmp_path / "patchsets" / "outbox" / "new").iterdir()).read_text()
+    assert "mm/damon/core.c" in reply and "unused variable 'zeroed'" in reply
+    assert "Not compiled" not in reply  # every touched file was compiled
+
+
+KASAN_TOUCH = Patch("mm/kasan: a comment", "x\n", (Edit(
+    "mm/kasan/generic.c", "#include <linux/export.h>\n", "#include <linux/export.h>\n/* generic KASAN */\n"),))
+
+
+def test_a_file_only_the_kasan_config_builds_is_compiled_there(cfg: Config, tmp_path: Path) -> None:
+    r = built(cfg, tmp_path, "kasan", [KASAN_TOUCH])
     for arch in ARCHES:
         st = r.stages.build[arch]
-        assert st.status == "failed", (arch, st.detail)
-        assert st.error is not None and st.error.file == "mm/damon/core.c", st.error
-        assert "damon_nr_ctxs" in st.detail and "undeclared" in st.detail, st.detail
-        warnings = [(w.file, w.message) for w in st.new_warnings or []]
-        assert warnings == [("mm/userfaultfd.c", "unused variable 'zeroed' [-Wunused-variable]")], warnings
-        assert (st.new_warnings or [])[0].patch is not None and st.new_warnings[0].patch.index == 1  # type: ignore
-        cov = {c.file: c for c in st.coverage or []}
-        assert set(cov) == {"mm/userfaultfd.c", "mm/damon/core.c", "mm/zswap.c"}, cov
-        assert cov["mm/userfaultfd.c"].compiled and cov["mm/zswap.c"].compiled, cov
-        # the file that does not compile was compiled (and failed): the compiler saw it, there is no object
-        assert cov["mm/damon/core.c"].compiled, cov
+        assert st.status == "ok", (arch, st.detail, st.log_tail)
+        (c,) = st.coverage or []
+        assert (c.file, c.compiled, c.config) == ("mm/kasan/generic.c", True, "kasan"), c
 
 
 def test_w1_warning_is_reported_and_labelled(cfg: Config, tmp_path: Path) -> None:
