@@ -90,6 +90,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_b4_check(args: argparse.Namespace) -> int:
+    """A b4 check command: the message on stdin, b4's JSON list (or the prep text lines) on stdout."""
+    from bot import b4check
+
+    cfg = configmod.load(args.config)
+    raw = sys.stdin.buffer.read()
+    if args.prep:
+        from bot.b4check import prep
+
+        lines, code = prep.check(cfg, raw, Path.cwd())
+        sys.stdout.write("".join(f"{line}\n" for line in lines))
+        return code
+    entries, code, note = b4check.answer(cfg, raw, series=args.series, queue=args.queue)
+    if entries:
+        json.dump(entries, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    if note:
+        print(f"bot: {note}", file=sys.stderr)
+    return code
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     from bot import tree
 
@@ -143,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the results as one JSON document on stdout")
     check.add_argument("--refetch", action="store_true", help="fetch again even if the series is on disk")
     check.set_defaults(func=cmd_check)
+    b4c = sub.add_parser("b4-check", parents=[common],
+                         help="a b4 check command: the bot's results for the message on stdin (see README)")
+    b4c.add_argument("--series", action="store_true",
+                     help="b4.review-series-check-cmd: the whole revision, not one patch of it")
+    b4c.add_argument("--queue", action="store_true", help="queue a revision not reviewed yet for the daemon")
+    b4c.add_argument("--prep", action="store_true",
+                     help="b4.prep-perpatch-check-cmd: fast checks of a b4 prep patch, one line per finding")
+    b4c.set_defaults(func=cmd_b4_check)
     setup = sub.add_parser("setup", parents=[common], help="make the kernel tree ready (idempotent)")
     setup.add_argument("--refresh", action="store_true", help="look for a newer base (Debian package or git)")
     setup.set_defaults(func=cmd_setup)
