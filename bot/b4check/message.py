@@ -81,20 +81,20 @@ def touched(body: str) -> tuple[list[str], dict[str, set[str]]]:
     return files, functions
 
 
-def read(raw: bytes) -> Incoming:
-    """The message on stdin; BadMessage when it is not an RFC 2822 message or has no Message-ID."""
+def read(raw: bytes, need_id: bool = True) -> Incoming:
+    """The message on stdin; BadMessage when it is not an RFC 2822 message or (need_id) has no Message-ID."""
     if not raw.strip():
         raise BadMessage("not an RFC 2822 message: stdin is empty")
     msg = email.message_from_bytes(raw)
     if not msg.keys():
         raise BadMessage("not an RFC 2822 message: no header fields before the body")
     value = msg.get("Message-ID")
-    if value is None:
+    if value is None and need_id:
         raise BadMessage("the message has no Message-ID header")
-    msgid = clean_msgid(str(value))
-    if msgid is None:
+    msgid = clean_msgid(str(value)) if value is not None else ""
+    if msgid is None and need_id:
         raise BadMessage(f"the message's Message-ID is not one: {_CONTROL.sub(' ', str(value))[:80]!r}")
     body = _body(msg)
     files, functions = touched(body)
-    return Incoming(msgid, _header(msg, "Subject"), _header(msg, "From"), _header(msg, "Date"), body, files,
+    return Incoming(msgid or "", _header(msg, "Subject"), _header(msg, "From"), _header(msg, "Date"), body, files,
                     functions)
