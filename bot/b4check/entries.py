@@ -60,8 +60,8 @@ def apply_entry(result: RevisionResult, patch: int | None) -> Entry | None:
         return entry(tool, "pass", f"applies (patch {failed}/{len(result.patches)} does not)")
     if patch is not None and failed is not None and patch > failed:
         return entry(tool, "warn", f"not applied: patch {failed}/{len(result.patches)} before it does not apply")
-    return entry(tool, "fail", a.detail, [f"file: {a.file}" if a.file else "", f"hunk: {a.hunk}" if a.hunk else "",
-                                          *(a.base_notes or [])])
+    where = [f"file: {a.file}"] if a.file else []
+    return entry(tool, "fail", a.detail, [*where, *([f"hunk: {a.hunk}"] if a.hunk else []), *(a.base_notes or [])])
 
 
 def _warning_lines(e: BuildResult, patch: int | None) -> list[str]:

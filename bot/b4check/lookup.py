@@ -42,11 +42,11 @@ def find(patchsets: Path, msgid: str) -> Found | None:
             result = load_revision(path.parent / f"v{ref.version}" / "result.json")
             if result is None:
                 continue
-            if result.message_id == msgid:
-                return Found(summary, result, None)
-            for p in result.patches:
+            for p in result.patches:  # first: without a cover letter the root is patch 1, and a patch
                 if p.message_id == msgid:
                     return Found(summary, result, p.index)
+            if result.message_id == msgid:
+                return Found(summary, result, None)
     return None
 
 

@@ -139,3 +139,29 @@ def test_bad_input_is_one_fail_entry(tmp_path: Path, inbox: LocalInbox, writer: 
         (entry,) = json.loads(proc.stdout)
         assert entry["status"] == "fail" and why in entry["summary"], entry
         assert b"Traceback" not in proc.stderr and proc.stderr.decode().startswith("bot: ")
+
+
+def test_the_reviewed_message_path_imports_no_heavy_library(tmp_path: Path) -> None:
+    """What keeps `bot b4-check` fast for b4 (bench/b4check.py has the figures): answering from results on
+    disk imports neither b4, pygit2, tree-sitter, jinja2 nor rich."""
+    from bot.results import ReportResult, RevisionRef, SeriesSummary, save_revision, write_json_atomic
+    from tests.unit.test_b4check import PATCH, revision
+
+    outbox = tmp_path / "patchsets" / "outbox" / "new" / "reply"
+    outbox.parent.mkdir(parents=True)
+    outbox.write_bytes(b"Content-Type: text/plain\n\nmm-review-bot: v2 applied\n")
+    save_revision(tmp_path / "patchsets" / "s" / "v2" / "result.json",
+                  revision(report=ReportResult("ok", "dry-run", outbox=str(outbox))))
+    write_json_atomic(tmp_path / "patchsets" / "s" / "series.json", SeriesSummary(
+        "s", "x", "a", "cover@example.org", [RevisionRef(2, "cover@example.org", "requested")],
+        message_ids=["cover@example.org", "p1@example.org"]).to_json())
+    (tmp_path / "config.toml").write_text('[paths]\npatchsets = "patchsets"\n')
+    probe = ("import sys, runpy; sys.argv = ['bot', 'b4-check', '--config', sys.argv[1]]\n"
+             "try:\n    runpy.run_module('bot.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "heavy = {'b4', 'pygit2', 'tree_sitter', 'tree_sitter_c', 'jinja2', 'rich', 'unidiff', 'httpx'}\n"
+             "print(sorted({m.split('.')[0] for m in sys.modules} & heavy), file=sys.stderr)\n")
+    proc = subprocess.run([str(Path(BOT).with_name("python")), "-c", probe, str(tmp_path / "config.toml")],
+                          input=PATCH, capture_output=True, timeout=60)
+    entries = json.loads(proc.stdout)
+    assert entries[0]["summary"] == "mm-review-bot: v2 applied"
+    assert proc.stderr.decode().strip().splitlines()[-1] == "[]"
