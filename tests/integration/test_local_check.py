@@ -1,6 +1,7 @@
 """`bot check --mbox FILE` and `bot check --range BASE..TIP`: local patches through the same pipeline, nothing
 posted, the same verdicts as the archive path; a real `b4 prep` branch whose v1 went out with a real `b4 send`
-(to the test's SMTP server and archive) gives v1, from its sent/ tag, as the previous revision."""
+(to the test's SMTP server and archive) gives v1, from its sent/ tag (without it: from the bot's review of
+that posting, by the Message-ID in b4's tracking data), as the previous revision."""
 
 from __future__ import annotations
 
@@ -128,3 +129,12 @@ def test_range_of_a_b4_prep_branch_after_b4_send(tmp_path: Path, inbox: LocalInb
     assert out["revisions"][0]["stages"]["walkdiff"]["status"] == "not_run"
     assert out["revisions"][1]["subject"].startswith("[PATCH v2 0/2] ")
     assert len(rec.received) == sent + 3  # the check sent nothing
+    # without its sent/ tag, v1 is still known: the tracking data has its Message-ID, and the bot reviewed it
+    git(author, env, "tag", "-d", tags[0])
+    tracking = json.loads("{" + git(author, env, "log", "-1", "--format=%B", "HEAD~2").split("{", 1)[1])
+    (posted,) = tracking["series"]["history"]["v1"]
+    check(config, posted.strip("<>"))
+    again = json.loads(check(config, "--range", "master..HEAD", "--repo", str(author)).stdout)
+    assert [r["version"] for r in again["revisions"]] == [1, 2]
+    assert again["revisions"][0]["found_by"][0].startswith("posted v1, reviewed in ")
+    assert verdicts(again)[2][:5] == archive[2][:5]
