@@ -11,17 +11,27 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from bot import config as configmod
 from bot.errors import BotError, UsageError
 from bot.results import PER_ARCH_STAGES, RevisionResult, StageResult
 
-stderr = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+# rich is imported by the commands that print with it: `bot b4-check` answers b4 without it, and fast.
+def console(stderr: bool = False, highlight: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=highlight)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def _arches(text: str | None) -> list[str]:
@@ -47,9 +57,11 @@ def _cell(result: RevisionResult, name: str, arches: list[str]) -> str:
 
 def print_summary(run: Any, stages: list[str], arches: list[str]) -> None:
     """One row per revision, then each revision's verdict line as the reply would start (fits 80 columns)."""
+    from rich.table import Table
+
     from bot.report import verdict_parts
 
-    out = Console(highlight=False)
+    out = console()
     shown = [s for s in stages if s != "fetch"] + (["stress"] if "boot" in stages else [])
     table = Table(title=escape(f"{run.series.subject}\n{run.series.author}"), title_justify="left")
     table.add_column("rev")
@@ -68,33 +80,84 @@ def print_summary(run: Any, stages: list[str], arches: list[str]) -> None:
             out.print(escape(f"v{r.version}: " + ", ".join(verdict_parts(r))))
 
 
+def _target(args: argparse.Namespace) -> Any:
+    """The Message-ID, or a fetch.LocalSource for --mbox / --range (exactly one of the three)."""
+    given = [x for x in (args.msgid, args.mbox, args.range) if x is not None]
+    if len(given) != 1:
+        raise UsageError("check takes a Message-ID, --mbox FILE or --range BASE..TIP (one of them)")
+    if args.repo is not None and args.range is None:
+        raise UsageError("--repo goes with --range")
+    if args.msgid is not None:
+        return args.msgid
+    from bot import fetch
+
+    if args.mbox is not None:
+        return fetch.LocalSource(mbox=args.mbox.resolve())
+    return fetch.LocalSource(range=args.range, repo=(args.repo or Path.cwd()).resolve())
+
+
+def print_review(cfg: configmod.Config, run: Any) -> None:
+    """A local check's review as it would be posted (rendered into the outbox, never sent)."""
+    from bot.b4check.lookup import Found, review_text
+
+    mine = next(r for r in run.revisions if r.message_id == run.series.requested)
+    if mine.stages.report.ran:
+        print(f"\n{review_text(cfg, Found(run.series, mine, None))}", end="")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from bot import pipeline
 
     cfg = configmod.load(args.config)
     stages = pipeline.parse_stages(args.stages)
     arches = _arches(args.arch)
+    target = _target(args)
     quiet = args.json
+    stderr = console(stderr=True)
 
     def progress(line: str) -> None:
         if not quiet:
             stderr.print(f"[dim]»[/dim] {escape(line)}")
 
-    run = pipeline.run(cfg, args.msgid, stages, arches, refetch=args.refetch, progress=progress)
+    run = pipeline.run(cfg, target, stages, arches, refetch=args.refetch, progress=progress)
     if args.json:
         json.dump(run.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     print_summary(run, stages, arches)
-    Console(highlight=False).print(escape(f"results: {cfg.paths.patchsets / run.series.slug}"))
+    console().print(escape(f"results: {cfg.paths.patchsets / run.series.slug}"))
+    if run.series.local:
+        print_review(cfg, run)
     return 0
+
+
+def cmd_b4_check(args: argparse.Namespace) -> int:
+    """A b4 check command: the message on stdin, b4's JSON list (or the prep text lines) on stdout."""
+    from bot import b4check
+
+    cfg = configmod.load(args.config)
+    raw = sys.stdin.buffer.read()
+    if args.prep:
+        from bot.b4check import prep
+
+        lines, code = prep.check(cfg, raw, Path.cwd())
+        sys.stdout.write("".join(f"{line}\n" for line in lines))
+        return code
+    entries, code, note = b4check.answer(cfg, raw, series=args.series, queue=args.queue)
+    if entries:
+        json.dump(entries, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    if note:
+        print(f"bot: {note}", file=sys.stderr)
+    return code
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
     from bot import tree
 
     cfg = configmod.load(args.config)
-    stderr.print(f"[dim]»[/dim] {escape(f'making {cfg.paths.kernel_tree} ready ({cfg.tree.source} source)')}")
+    what = f"making {cfg.paths.kernel_tree} ready ({cfg.tree.source} source)"
+    console(stderr=True).print(f"[dim]»[/dim] {escape(what)}")
     report = tree.setup(cfg, refresh=args.refresh)
     print(report.summary())
     return 0
@@ -125,7 +188,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        daemon.render(data, Console())
+        daemon.render(data, console(highlight=True))
     return 0
 
 
@@ -137,12 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="config file (default: $BOT_CONFIG, then ./config.toml)")
     check = sub.add_parser("check", parents=[common], help="run the pipeline for the series a message belongs to")
-    check.add_argument("msgid", help="Message-ID, with or without <>, or a lore URL")
+    check.add_argument("msgid", nargs="?", help="Message-ID, with or without <>, or a lore URL")
+    check.add_argument("--mbox", type=Path, help="check local patches instead: an am-ready mbox (git format-patch "
+                       "--stdout, b4 send -o); nothing is posted")
+    check.add_argument("--range", metavar="BASE..TIP", help="check local commits instead (e.g. a b4 prep branch: "
+                       "its sent revisions are the previous ones); nothing is posted")
+    check.add_argument("--repo", type=Path, help="the git tree of --range (default: the current directory)")
     check.add_argument("--stages", help=f"comma list out of {','.join(configmod.STAGES)} (default: all that exist)")
     check.add_argument("--arch", help="comma list out of x86_64,arm64 (default: both)")
     check.add_argument("--json", action="store_true", help="print the results as one JSON document on stdout")
     check.add_argument("--refetch", action="store_true", help="fetch again even if the series is on disk")
     check.set_defaults(func=cmd_check)
+    b4c = sub.add_parser("b4-check", parents=[common],
+                         help="a b4 check command: the bot's results for the message on stdin (see README)")
+    b4c.add_argument("--series", action="store_true",
+                     help="b4.review-series-check-cmd: the whole revision, not one patch of it")
+    b4c.add_argument("--queue", action="store_true", help="queue a revision not reviewed yet for the daemon")
+    b4c.add_argument("--prep", action="store_true",
+                     help="b4.prep-perpatch-check-cmd: fast checks of a b4 prep patch, one line per finding")
+    b4c.set_defaults(func=cmd_b4_check)
     setup = sub.add_parser("setup", parents=[common], help="make the kernel tree ready (idempotent)")
     setup.add_argument("--refresh", action="store_true", help="look for a newer base (Debian package or git)")
     setup.set_defaults(func=cmd_setup)

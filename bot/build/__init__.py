@@ -8,8 +8,10 @@ patch that introduced it; or the first error of a failed build.
   builder.py   one arch's build dir, make in the sandbox, ccache
   warnings.py  compiler diagnostics in a make log, and which are new
   stage.py     base warnings (cached), the revision's build, attribution to patches
+  warm.py      whether a base is built already (b4-check --prep builds only then)
 """
 
 from bot.build.stage import run_stage
+from bot.build.warm import warm
 
-__all__ = ["run_stage"]
+__all__ = ["run_stage", "warm"]

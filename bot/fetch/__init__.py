@@ -4,6 +4,10 @@ In: a Message-ID (or lore URL) of any message of the series. Out: the SeriesSumm
 RevisionResult per revision with `stages.fetch` set, after series.mbx (b4's am-ready mbox) and thread.mbox
 are written under patchsets/<slug>/v<N>/. A series fetched before is read back from disk.
 
+Or, for a local check (`bot check --mbox FILE` / `--range BASE..TIP`), a LocalSource: the same results from
+an mbox or a git range (a b4 prep branch, its sent revisions as the previous ones), under
+patchsets/local-<...>/, listing no Message-IDs (fetch_local).
+
 Also here, for the daemon: polling the list for new series roots (fetch.poll) and reading one posting's
 patches from a thread (posting_in_thread).
 
@@ -12,6 +16,8 @@ patches from a thread (posting_in_thread).
   assemble.py   completeness checks and b4's am-ready mbox of one posting
   saved.py      patchsets/<slug>/ on disk
   poll.py       new patch mail since a date (the daemon's poll)
+  local.py      a local mbox or git range as a series (fetch_local)
+  prep.py       a git range as patches, and a b4 prep branch's tracking data and sent revisions
 """
 
 from __future__ import annotations
@@ -24,12 +30,15 @@ from bot.errors import BadInput
 from bot.fetch.archive import Archive, b4_session, parse_msgid, split_mbox
 from bot.fetch.assemble import prepare
 from bot.fetch.discovery import Posting, discover, group_postings, posting_of
+from bot.fetch.local import LocalSource, fetch_local
 from bot.fetch.poll import Entry, Poller, PollError, roots
+from bot.fetch.prep import Branch, prep_branch
 from bot.fetch.saved import find_known, load, save, slugify
 from bot.results import RevisionResult, SeriesSummary
 
-__all__ = ["Archive", "Entry", "PollError", "Poller", "Posting", "b4_session", "fetch_series", "find_known",
-           "has_message", "load", "parse_msgid", "posting_in_thread", "roots", "split_mbox"]
+__all__ = ["Archive", "Branch", "Entry", "LocalSource", "PollError", "Poller", "Posting", "b4_session",
+           "fetch_local", "fetch_series", "find_known", "has_message", "load", "parse_msgid", "posting_in_thread",
+           "prep_branch", "roots", "split_mbox"]
 
 
 def fetch_series(config: Config, target: str, refetch: bool = False,

@@ -188,7 +188,9 @@ def view(result: RevisionResult, series: SeriesSummary, ctx: Context, arches: li
             "notes": [_wrap(n, "          ") for n in s.apply.base_notes or []],
         },
         "toolchains": toolchains,
-        "reproduce": shlex.join(["bot", "check", f"<{result.message_id}>"]),  # pasted into a shell: quoted
+        # pasted into a shell: quoted; a local check (not posted) is rerun the way it was run
+        "reproduce": shlex.join(["bot", "check", *(shlex.split(series.local) if series.local else
+                                                   [f"<{result.message_id}>"])]),
         "commands": commands,
         "warnings": warnings,
         "warning_count": sum(len(w["lines"]) for w in warnings),

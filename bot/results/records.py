@@ -12,6 +12,16 @@ R = TypeVar("R", bound="Record")
 
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """A class's resolved field types, once per process (resolving them is most of the cost of a load)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
 def _encode(value: Any) -> Any:
     if isinstance(value, Record):
         return value.to_json()
@@ -59,7 +69,7 @@ class Record:
 
     @classmethod
     def from_json(cls: type[R], data: dict[str, Any]) -> R:
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         names = {f.name for f in dataclasses.fields(cls) if f.metadata.get("json", True)}  # type: ignore[arg-type]
         kwargs = {k: _decode(hints[k], v) for k, v in data.items() if k in names and k != "extra"}
         obj = cls(**kwargs)

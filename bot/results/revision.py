@@ -86,6 +86,7 @@ class SeriesSummary(Record):
     revisions: list[RevisionRef] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)
+    local: str | None = None  # a local check, never posted: the `bot check` options it came from (--mbox F)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
