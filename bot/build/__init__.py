@@ -7,7 +7,10 @@ patch that introduced it; or the first error of a failed build.
   kconfig.py   tinyconfig + fragments (kconfig/*.config), their hash, the dropped-option check
   builder.py   one arch's build dir, make in the sandbox, ccache
   warnings.py  compiler diagnostics in a make log, and which are new
-  stage.py     base warnings (cached), the revision's build, attribution to patches
+  base.py      the base's full build (cached warnings and image) and its single-object compiles
+  objects.py   single-object compiles: W=1, and the KASAN config for files the booted config skips
+  coverage.py  which touched files a build compiled, and why not the others
+  stage.py     the revision's build, new warnings, attribution to patches
   warm.py      whether a base is built already (b4-check --prep builds only then)
 """
 

@@ -42,7 +42,7 @@ def prepare(config: Config, b: Builder, base: str, sources: list[str]) -> tuple[
     if not sources:
         return work, ""
     repo.switch(config, base)  # the single-object compiles read the base's own sources
-    log = _warnings_path(b, base).with_suffix(".objects.log")
+    log = warnings_path(b, base).with_suffix(".objects.log")
     work.w1 = objects.base_diagnostics(b, base, sources, log, w1=True)
     outside = [s for s in sources if (b.tree / s).is_file() and not (b.dir / s).with_suffix(".o").is_file()]
     if outside and not b.kasan_enabled:
@@ -54,7 +54,7 @@ def prepare(config: Config, b: Builder, base: str, sources: list[str]) -> tuple[
     return work, ""
 
 
-def _warnings_path(b: Builder, base: str) -> Path:
+def warnings_path(b: Builder, base: str) -> Path:
     return b.cache / "build" / "warnings" / f"{b.arch}-{b.hash}-{base}-v{WARNINGS_FORMAT}.json"
 
 
@@ -68,7 +68,7 @@ def reproduce_command(b: Builder) -> str:
 
 
 def base_image(b: Builder, base: str) -> Path:
-    return _warnings_path(b, base).with_suffix("." + Path(b.spec.image).name)
+    return warnings_path(b, base).with_suffix("." + Path(b.spec.image).name)
 
 
 def base_diagnostics(config: Config, b: Builder, base: str) -> tuple[list[bw.Diagnostic] | None, str]:
@@ -76,7 +76,7 @@ def base_diagnostics(config: Config, b: Builder, base: str) -> tuple[list[bw.Dia
 
     Returns (diagnostics, "") or (None, why not). Leaves the tree checked out at `base` if it built.
     """
-    path = _warnings_path(b, base)
+    path = warnings_path(b, base)
     if path.exists() and base_image(b, base).exists():  # an entry without the image predates it: rebuild
         data = json.loads(path.read_text())
         return [bw.Diagnostic.from_json(d) for d in data["diagnostics"]], ""

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.build.base import base_image, warnings_path
 from bot.build.builder import CONFIGURED, Builder
-from bot.build.stage import _warnings_path, base_image
 from bot.config import Config
 from bot.errors import OperationalError
 
@@ -17,4 +17,4 @@ def warm(config: Config, arch: str, base: str) -> bool:
         b = Builder(config, arch, Path(config.paths.kernel_tree))
     except OperationalError:  # no compiler for this arch: nothing to build with either
         return False
-    return (b.trusted_dir / CONFIGURED).exists() and _warnings_path(b, base).exists() and base_image(b, base).exists()
+    return (b.trusted_dir / CONFIGURED).exists() and warnings_path(b, base).exists() and base_image(b, base).exists()

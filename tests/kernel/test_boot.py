@@ -18,9 +18,9 @@ import pytest
 from bot import boot, repo
 from bot.boot.stage import boot_result, stress_result
 from bot.boot.vm import boot_kernel
-from bot.build.builder import Builder
 from bot.build.base import base_diagnostics
 from bot.build.base import base_image as base_image_of
+from bot.build.builder import Builder
 from bot.config import Config, PathsConfig
 from bot.results import Base, BuildResult, RevisionResult
 from tests.kernel.conftest import CACHE, KERNEL_TREE, git, no_tree, restored_tree
