@@ -49,6 +49,7 @@ class PathsConfig:
     kernel_tree: Path = Path("kernel-tree")
     cache: Path = Path(".cache")  # everything the bot caches: b4, Debian source, build dirs, ccache, base results
     templates: Path = SHIPPED_TEMPLATES  # the reply templates; set it to a copy beside your config to customise
+    dashboard: Path = Path("dashboard")  # the static results site `bot dashboard` writes (and the daemon updates)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class ReportConfig:
     mode: str = "dry-run"  # "dry-run" (outbox only) | "author" (To the author + cc) | "list" (also Cc the list)
     sender: str = "mm-review-bot <mm-review-bot@localhost>"  # the From: ("from" is a Python keyword)
     operator: str = ""  # how to reach whoever runs the bot (an address or URL), shown in every reply
+    dashboard_url: str = ""  # where the dashboard is served (its index), e.g. https://mm-bot.example.org/; "" = none
     list_address: str = "linux-mm@kvack.org"  # Cc'd in list mode only
     cc: list[str] = field(default_factory=list)
     optout: list[str] = field(default_factory=list)  # addresses or fnmatch patterns never mailed
