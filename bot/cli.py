@@ -81,6 +81,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             stderr.print(f"[dim]»[/dim] {escape(line)}")
 
     run = pipeline.run(cfg, args.msgid, stages, arches, refetch=args.refetch, progress=progress)
+    _publish(cfg, run.series.slug, progress)
     if args.json:
         json.dump(run.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -88,6 +89,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     print_summary(run, stages, arches)
     Console(highlight=False).print(escape(f"results: {cfg.paths.patchsets / run.series.slug}"))
     return 0
+
+
+def _publish(cfg: configmod.Config, slug: str, progress: Any) -> None:
+    """The series' dashboard pages, as the daemon writes them (the reply links there); never fails the check."""
+    from bot import dashboard
+
+    try:
+        progress(f"dashboard: {dashboard.update_series(cfg, slug)}")
+    except BotError as e:
+        progress(f"dashboard not updated: {e}")
 
 
 def cmd_setup(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ def printable(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    return " ".join(printable(text).split())
+    return " ".join((text if text.isprintable() else printable(text)).split())
 
 
 @dataclass
@@ -40,7 +40,7 @@ class ExitView:
 class FunctionView:
     name: str
     file: str
-    rows: list[dict[int, ExitView]] = field(default_factory=list)  # one row per exit, keyed by version
+    rows: list[dict[int, Any]] = field(default_factory=list)  # one row per exit, keyed by version: ExitView
     shown: dict[int, str] = field(default_factory=dict)  # version -> "" (compared) or why not
     unchanged: int = 0  # exits no revision changed (not shown)
 
@@ -108,13 +108,14 @@ def walk_functions(revisions: list[RevisionResult]) -> list[FunctionView]:
                     fv.rows.append({})
                     match = len(fv.rows) - 1
                 used.add(match)
-                fv.rows[match][r.version] = _exit_view(e)
+                fv.rows[match][r.version] = e  # made an ExitView below, for the rows that are shown
                 if e.get("change") == "removed":
                     keys.pop(match, None)  # nothing later continues a removed exit
                 else:
                     keys[match] = _key(kind, e.get("after"))
     for fv in functions.values():
-        changed = [row for row in fv.rows if any(x.change != "unchanged" for x in row.values())]
+        changed = [{v: _exit_view(e) for v, e in row.items()} for row in fv.rows
+                   if any(e.get("change") != "unchanged" for e in row.values())]
         fv.unchanged, fv.rows = len(fv.rows) - len(changed), changed
     for r in revisions:
         for fv in functions.values():

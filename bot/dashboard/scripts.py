@@ -27,8 +27,9 @@ def commands(r: RevisionResult, arch: str) -> list[dict[str, str]]:
     return out
 
 
-def reproduce(series: SeriesSummary, r: RevisionResult, arch: str, config: str = "") -> str:
-    """The script; `config` names the kernel config published beside it, if any."""
+def reproduce(series: SeriesSummary, r: RevisionResult, arch: str, cmds: list[dict[str, str]],
+              config: str = "") -> str:
+    """The script running cmds (commands(r, arch)); `config` names the kernel config beside it, if any."""
     base = r.base.commit or ""
     lines = [
         "#!/bin/sh",
@@ -44,6 +45,6 @@ def reproduce(series: SeriesSummary, r: RevisionResult, arch: str, config: str =
         lines.append(f"git checkout --detach {shlex.quote(base)}   # the base (chosen by: "
                      f"{one_line(r.base.source or 'unknown')})")
     lines.append(f"b4 shazam {shlex.quote(r.message_id)}   # the series as posted")
-    for c in commands(r, arch):
+    for c in cmds:
         lines += [f"# {c['what']}", c["command"]]
     return "\n".join(lines) + "\n"

@@ -88,6 +88,11 @@ def copy_file(src: Path, dst: Path) -> None:
             return
     except FileNotFoundError:
         dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dst)  # a new name appears whole: no temp file needed
+            return
+        except OSError:
+            pass
     tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -102,12 +107,13 @@ def copy_file(src: Path, dst: Path) -> None:
 def recorded_file(rdir: Path, recorded: str | None) -> Path | None:
     """A log or config a result names: where it was written, else under the revision's folder (results that
     moved with their folder, or fixtures with relative paths)."""
-    if not recorded:
+    if not recorded or ".." in recorded.split("/"):  # the bot names its own files; never a way out of rdir
         return None
-    p = Path(recorded)
-    for candidate in (p, rdir / p, rdir / "logs" / p.name) if p.is_absolute() else (rdir / p, rdir / "logs" / p.name):
-        if candidate.is_file():
-            return candidate
+    base = str(rdir)
+    candidates = [f"{base}/{recorded}", f"{base}/logs/{os.path.basename(recorded)}"]
+    for candidate in [recorded, *candidates] if os.path.isabs(recorded) else candidates:
+        if os.path.isfile(candidate):  # os.path on strings: a site build asks this thousands of times
+            return Path(candidate)
     return None
 
 
@@ -141,10 +147,10 @@ def _revision(site: Site, series: model.Series, r: RevisionResult, written: set[
     for a in reproduce_arches(r):
         path = vdir / reproduce_name(a)
         config = f"config-{a}.txt" if f"config-{a}.txt" in names else ""
-        write_text(path, scripts.reproduce(series.summary, r, a, config))
+        commands = scripts.commands(r, a)
+        write_text(path, scripts.reproduce(series.summary, r, a, commands, config))
         written.add(path)
-        reproduce.append({"arch": a, "href": f"v{r.version}/{reproduce_name(a)}",
-                          "commands": scripts.commands(r, a)})
+        reproduce.append({"arch": a, "href": f"v{r.version}/{reproduce_name(a)}", "commands": commands})
     return {"version": r.version, "subject": details.one_line(r.subject), "date": r.date[:10],
             "link": lore_link(site.inbox_url, r.message_id), "message_id": r.message_id,
             "patches": [{"subject": details.one_line(p.subject), "link": lore_link(site.inbox_url, p.message_id)}
