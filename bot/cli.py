@@ -120,6 +120,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             stderr.print(f"[dim]»[/dim] {escape(line)}")
 
     run = pipeline.run(cfg, target, stages, arches, refetch=args.refetch, progress=progress)
+    _publish(cfg, run.series.slug, progress)
     if args.json:
         json.dump(run.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -150,6 +151,16 @@ def cmd_b4_check(args: argparse.Namespace) -> int:
     if note:
         print(f"bot: {note}", file=sys.stderr)
     return code
+
+
+def _publish(cfg: configmod.Config, slug: str, progress: Any) -> None:
+    """The series' dashboard pages, as the daemon writes them (the reply links there); never fails the check."""
+    from bot import dashboard
+
+    try:
+        progress(f"dashboard: {dashboard.update_series(cfg, slug)}")
+    except BotError as e:
+        progress(f"dashboard not updated: {e}")
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -189,6 +200,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         daemon.render(data, console(highlight=True))
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from bot import dashboard
+
+    cfg = configmod.load(args.config)
+    if args.port is not None and not args.serve:
+        raise UsageError("--port goes with --serve")
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise UsageError(f"--port: {args.port} is not a port number (0-65535)")
+    built = dashboard.build_site(cfg)
+    print(f"{built.index} ({built.series} series, {built.seconds:.1f} s)")
+    if args.serve:
+        try:
+            dashboard.serve(built.index.parent, args.port if args.port is not None else 8017,
+                            lambda url: print(f"serving {url} (Ctrl-C stops)", flush=True))
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
@@ -237,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print it as one JSON document on stdout")
     status.add_argument("-n", "--last", type=int, default=10, help="how many recent results (default 10)")
     status.set_defaults(func=cmd_status)
+    dash = sub.add_parser("dashboard", parents=[common],
+                          help="write the static results site into [paths] dashboard (and serve it with --serve)")
+    dash.add_argument("--serve", action="store_true", help="then serve it on 127.0.0.1 until interrupted")
+    dash.add_argument("--port", type=int, help="port for --serve (default 8017; 0 picks a free one)")
+    dash.set_defaults(func=cmd_dashboard)
     return parser
 
 

@@ -49,6 +49,7 @@ class PathsConfig:
     kernel_tree: Path = Path("kernel-tree")
     cache: Path = Path(".cache")  # everything the bot caches: b4, Debian source, build dirs, ccache, base results
     templates: Path = SHIPPED_TEMPLATES  # the reply templates; set it to a copy beside your config to customise
+    dashboard: Path = Path("dashboard")  # the static results site `bot dashboard` writes (and the daemon updates)
 
 
 @dataclass(frozen=True)

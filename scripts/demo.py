@@ -5,7 +5,8 @@ lore.kernel.org is not reachable everywhere, so the demo serves its own archive 
 that scripts/gen_series.py writes on top of kernel-tree/ (v1 clean, v2 re-introducing the June 2025
 out-of-bounds batched unmap, v3 fixing it, v4 adding a warning, v5 not applying), plus the real v4
 thread of "mm: batched unmap lazyfree large folios" when ../shared/lore has it. Then it runs
-`bot check <v3>` with every stage that exists, and leaves the results in patchsets/.
+`bot check <v3>` with every stage that exists, and leaves the results in patchsets/; then `bot dashboard`
+writes dashboard/ and the demo ends with the path of the series page.
 Safe to rerun: the archive is made anew each time under .cache/demo/.
 
     scripts/demo.py [--kasan] [--arch x86_64,arm64] [--stages ...]
@@ -17,6 +18,7 @@ Safe to rerun: the archive is made anew each time under .cache/demo/.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import shutil
 import subprocess
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.demo.localinbox import LocalInbox  # noqa: E402
 from bot.demo.series import generate  # noqa: E402
+from bot.results import links  # noqa: E402
 
 SHARED_THREAD = ROOT.parent / "shared" / "lore" / "barry-lazyfree-v4.mbox"
 
@@ -63,6 +66,7 @@ def main() -> int:
             .replace('kernel_tree = "kernel-tree"', f'kernel_tree = "{ROOT / "kernel-tree"}"')
             .replace('cache = ".cache"', f'cache = "{ROOT / ".cache"}"')
             .replace('templates = "templates"', f'templates = "{ROOT / "templates"}"')
+            .replace('dashboard = "dashboard"', f'dashboard = "{ROOT / "dashboard"}"')
         )
         if args.kasan:
             assert "\nkasan = false " in text, "config.toml: [build] kasan line not found"
@@ -74,9 +78,21 @@ def main() -> int:
         cmd = [str(ROOT / ".venv" / "bin" / "bot"), "check", v3.cover_msgid, "--config", str(config), "--refetch"]
         cmd += [f"--{k}={v}" for k, v in (("arch", args.arch), ("stages", args.stages)) if v]
         print("demo: $ " + shlex.join(cmd), flush=True)
-        return subprocess.run(cmd, timeout=3600).returncode
+        code = subprocess.run(cmd, timeout=3600).returncode
+        if code == 0:
+            code = subprocess.run([cmd[0], "dashboard", "--config", str(config)], timeout=600).returncode
+            print(f"demo: series page {series_page(patchsets, v3.cover_msgid, ROOT / 'dashboard')}")
+        return code
     finally:
         inbox.stop()
+
+
+def series_page(patchsets: Path, msgid: str, site: Path) -> Path:
+    """The dashboard page of the series msgid belongs to (series.json lists every Message-ID of a series)."""
+    for path in patchsets.glob("*/series.json"):
+        if msgid in json.loads(path.read_text()).get("message_ids", []):
+            return site / links.series_page(path.parent.name)
+    return site / "index.html"
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ PACKAGES=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross   # arm64 cross builds (kernel and the static stress init)
   ccache bubblewrap                              # cached, sandboxed builds
   qemu-system-x86 qemu-system-arm               # boot tests
+  chromium chromium-driver fonts-dejavu-core    # the dashboard's browser tests and screenshot (headless)
 )
 
 missing=()

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot import fetch, pipeline
+from bot import dashboard, fetch, pipeline
 from bot.config import Config
 from bot.daemon import mmfiles
 from bot.daemon.classify import classify, poll
@@ -150,6 +150,7 @@ def process(config: Config, queue: Queue, run_id: int, message_id: str) -> None:
         return
     result = next((r for r in run.revisions if r.message_id == message_id), None)
     queue.set(message_id, series=run.series.slug)
+    _update_dashboard(config, run.series.slug)
     if result is None:
         chosen = ", ".join(f"v{r.version} <{r.message_id}>" for r in run.revisions)
         queue.finish(message_id, "failed", f"fetch chose other postings for this series ({chosen})")
@@ -167,6 +168,17 @@ def process(config: Config, queue: Queue, run_id: int, message_id: str) -> None:
     summary = "; ".join(f"{s}: {_status(result, s)}" for s in config.daemon.stages)
     queue.finish(message_id, "done", summary)
     event(f"{tag}: done ({summary})")
+
+
+def _update_dashboard(config: Config, slug: str) -> None:
+    """The series' pages and the index, after each revision; a site that cannot be written never fails a review."""
+    try:
+        page = dashboard.update_series(config, slug)
+    except Exception as e:  # logged with its traceback; the revision's result stands
+        log.exception("dashboard update of %s", slug)
+        event(f"{slug}: dashboard not updated: {type(e).__name__}: {e}")
+        return
+    event(f"{slug}: dashboard {page}")
 
 
 def _status(result: RevisionResult, stage: str) -> str:

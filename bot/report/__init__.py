@@ -4,9 +4,10 @@ In: the revision's RevisionResult and the SeriesSummary (every stage's results s
 the reply templates ([paths] templates). Out: stages.report (ReportResult: the reply's Message-ID, its
 state in the outbox — rendered, sending, sent, held — and where it went).
 
-  verdict.py        the verdict line, the facts a reply states, new warnings, the blamed patch
+  verdict.py        the facts a reply states (its digest), the blamed patch; the verdict line (bot/results/)
+  sections.py       what each section says: only what ran, nothing where there is nothing to report
   walkdiff_text.py  walk-exit changes as text
-  view.py           the template context and jinja2 rendering
+  view.py           the template context (dashboard link, reproduce lines, Reported-by/Closes) and rendering
   mail.py           building the reply (threading, headers), the outbox Maildir, SMTP
   deliver.py        outbox + store: render, send once, reconcile an interrupted send
 """

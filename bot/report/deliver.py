@@ -36,7 +36,9 @@ def context(config: Config) -> Context:
     tree = t.remote if t.source == "git" else f"Debian {t.debian_package} ({t.debian_suite}), mm branches: " + \
         ", ".join(t.branches)
     return Context(operator=config.report.operator, tree=tree,
-                   list_address=config.report.list_address, templates=config.paths.templates)
+                   list_address=config.report.list_address, templates=config.paths.templates,
+                   reporter=config.report.sender, inbox_url=config.lore.inbox_url,
+                   dashboard_url=config.report.dashboard_url, dashboard_dir=str(config.paths.dashboard))
 
 
 def outbox_dir(config: Config) -> Path:
@@ -52,16 +54,16 @@ def _addressing(config: Config, author: str) -> tuple[list[Any], list[Any], list
 def render_reply(config: Config, store: Store, series: SeriesSummary, result: RevisionResult,
                  arches: list[str], digest: str) -> Reply:
     """Render this revision's reply into the outbox and record it (state rendered); pure apart from that."""
-    body = render(result, series, context(config), arches)
+    sender = mail.parse_address(config.report.sender)
+    msgid = mail.make_msgid(series.slug, result.version, digest, sender)
+    body = render(result, series, context(config), arches, reply_id=msgid)  # Closes: links to the reply itself
     blamed = blamed_patch(result)
     patch = next((p for p in result.patches if p.index == blamed), None)
     parent_id, fallback = (patch.message_id, patch.subject) if patch else (result.message_id, result.subject)
     thread_path = revision_dir(config.paths.patchsets, series.slug, result.version) / "thread.mbox"
     thread = thread_path.read_bytes() if thread_path.exists() else b""
     parent = mail.find_parent(thread, parent_id, fallback, root=result.message_id)
-    sender = mail.parse_address(config.report.sender)
     to, cc, _ = _addressing(config, result.author)
-    msgid = mail.make_msgid(series.slug, result.version, digest, sender)
     msg = mail.build_reply(body, parent, sender, to, cc, msgid)
     path = mail.outbox_write(outbox_dir(config), f"{series.slug}.v{result.version}.{digest[:12]}", msg)
     return store.add_reply(series.slug, result.version, digest, msgid, str(path))

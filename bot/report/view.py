@@ -4,6 +4,7 @@ Everything here is pure: `render()` takes the revision's RevisionResult and the 
 returns the text; the sending lives in bot/report/deliver.py. `view()` hands the templates exactly the keys
 they use; they run with StrictUndefined, so a template bug fails loudly instead of printing an empty field
 into someone's inbox. The templates are found in [paths] templates (default: the top-level templates/).
+The reply carries the verdict and the few lines that matter; everything else is on the dashboard it links to.
 
     .venv/bin/python -m bot.report.view --examples templates/examples   # regenerate the committed examples
 """
@@ -14,63 +15,41 @@ import argparse
 import json
 import re
 import shlex
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from bot.report.verdict import new_warnings, per_arch, status_word, verdict_parts
+from bot.report import sections
+from bot.report.sections import WIDTH, wrap
 from bot.report.walkdiff_text import render_text
-from bot.results import RevisionResult, SeriesSummary, StageResult
+from bot.results import RevisionResult, SeriesSummary
+from bot.results.links import lore_link, reproduce_arches, reproduce_name, revision_file, series_page
+from bot.results.verdict import verdict_parts
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-WIDTH = 72
 BOT_NAME = "mm-review-bot"
-PASSING = ("pass", "passed", "ok")
 
 
 @dataclass(frozen=True)
 class Context:
-    """What the reply says about the bot itself (from [report]), and where its templates are."""
+    """What the reply says about the bot itself (from [report], [lore], [paths]), and where its templates are."""
 
     operator: str = ""
     tree: str = ""  # where bases come from, e.g. the mm.git URL
     list_address: str = "linux-mm@kvack.org"
     templates: Path = DEFAULT_TEMPLATES
-
-
-def seconds_text(entry: StageResult | None) -> str:
-    s = getattr(entry, "seconds", None)
-    if isinstance(s, int | float) and not isinstance(s, bool):
-        return f"{s:.0f} s" if s >= 10 else f"{s:.1f} s"
-    return ""
-
-
-def _command_text(cmd: str | None) -> str:
-    """A command to paste; absolute paths (the bot's own files) shortened to their names."""
-    return " ".join(Path(t).name if t.startswith("/") else t for t in (cmd or "").strip().split(" ")) if cmd else ""
-
-
-def _patch_label(index: int | None, result: RevisionResult) -> str:
-    for p in result.patches:
-        if p.index == index:
-            return p.subject
-    return "(patch not identified)" if index is None else f"patch {index}"
-
-
-def _wrap(text: str, indent: str = "", width: int = WIDTH) -> str:
-    """Wrap prose at 72 columns; paragraphs kept; never for code or log excerpts."""
-    return "\n".join(
-        textwrap.fill(par, width, initial_indent=indent, subsequent_indent=indent, break_long_words=False,
-                      break_on_hyphens=False) if par.strip() else ""
-        for par in str(text).split("\n")
-    )
+    reporter: str = ""  # the bot's From:, for Reported-by
+    inbox_url: str = ""  # the list on the archive, for Closes: links
+    dashboard_url: str = ""  # where the dashboard is served; "" = not published
+    dashboard_dir: str = ""  # where its files are on the bot's host (said when there is no URL)
 
 
 def _walkdiff_text(result: RevisionResult) -> str:
     stage = result.stages.walkdiff
+    if not stage.ran:
+        return ""  # not compared: nothing to report
     if stage.status == "ok":
         functions = stage.functions or []
         changed = any(e.get("change") != "unchanged" for f in functions for e in f.get("exits", [])) or any(
@@ -82,125 +61,62 @@ def _walkdiff_text(result: RevisionResult) -> str:
     return render_text(stage, width=WIDTH)
 
 
-def _rows(result: RevisionResult, arches: list[str]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """The stage table and the problems under it."""
-    rows: list[dict[str, str]] = []
-    problems: list[dict[str, str]] = []
-    s = result.stages
-    for name in ("fetch", "apply", "build", "boot", "stress", "walkdiff"):
-        per: dict[str, StageResult] | None = getattr(s, name) if name in ("build", "boot", "stress") else None
-        for a in (arches or ["-"]) if per is not None else ["-"]:
-            entry = per.get(a) if per is not None else getattr(s, name)
-            rows.append({"stage": name, "arch": a, "status": status_word(entry), "time": seconds_text(entry)})
-            if entry is not None and entry.status in ("failed", "error"):
-                where = f"{name} {a}" if per is not None else name
-                problems.append({"where": where, "detail": _wrap(entry.detail, "    ")})
-    return rows, problems
+def links(result: RevisionResult, series: SeriesSummary, ctx: Context) -> dict[str, Any]:
+    """Where the details are (the dashboard page, or its files on the bot's host) and the per-arch scripts."""
+    page = series_page(series.slug)
+    scripts = [(a, revision_file(series.slug, result.version, reproduce_name(a))) for a in reproduce_arches(result)]
+    if ctx.dashboard_url:
+        base = ctx.dashboard_url.rstrip("/") + "/"
+        return {"details": f"{base}{page}#v{result.version}", "published": True,
+                "scripts": [{"arch": a, "where": base + path} for a, path in scripts]}
+    root = (ctx.dashboard_dir.rstrip("/") + "/") if ctx.dashboard_dir else ""
+    return {"details": f"{root}{page} (section v{result.version})", "published": False,
+            "scripts": [{"arch": a, "where": root + path} for a, path in scripts]}
 
 
-def _toolchains_and_commands(result: RevisionResult) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    toolchains = []
-    for a, e in per_arch(result.stages.build).items():
-        fragments = list(e.fragments or [])
-        config = "tinyconfig" if fragments else ""  # the fragments go on top of tinyconfig
-        toolchains.append({"arch": a, "compiler": e.compiler or "not recorded",
-                           "config": " + ".join([c for c in [config] if c] + fragments) or "not recorded"})
-    commands = []
-    for stage_name in ("build", "boot", "stress"):
-        for a, e in per_arch(getattr(result.stages, stage_name)).items():
-            cmd = _command_text(getattr(e, "command", None))
-            if cmd:
-                commands.append({"what": f"{stage_name} ({a})", "command": cmd})
-    return toolchains, commands
+def trailers(result: RevisionResult, ctx: Context, reply_id: str) -> list[str]:
+    """Reported-by/Closes for a fix of a failure (as the kernel test robot asks), pointing at this reply."""
+    if not sections.failed(result) or not ctx.reporter:
+        return []
+    out = [f"Reported-by: {ctx.reporter}"]
+    if reply_id and ctx.inbox_url:
+        out.append(f"Closes: {lore_link(ctx.inbox_url, reply_id)}")
+    return out
 
 
-def _warnings(result: RevisionResult) -> list[dict[str, Any]]:
-    by_patch: dict[int | None, list[str]] = {}
-    builds = len(result.stages.build)
-    for w in new_warnings(result):
-        where = f"{w.file}:{w.line}" if w.line else w.file
-        only = f" [{'/'.join(w.arches)} only]" if builds > 1 and len(w.arches) < builds else ""
-        label = " [W=1]" if w.w1 else " [KASAN config]" if w.config else ""
-        by_patch.setdefault(w.patch, []).append(f">> {where}: {w.message}{label}{only}")
-    return [{"patch": _patch_label(i, result), "lines": lines}
-            for i, lines in sorted(by_patch.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
-
-
-def not_compiled(result: RevisionResult) -> list[str]:
-    """One line per touched C file a build did not compile, with the arches and why: never "no warnings"
-    about code that was not built."""
-    why: dict[str, dict[str, str]] = {}
-    for arch, e in per_arch(result.stages.build).items():
-        for c in e.coverage or []:
-            if not c.compiled:
-                why.setdefault(c.file, {})[arch] = c.reason or "not compiled"
-    lines = []
-    for file, per in why.items():
-        reasons = set(per.values())
-        if len(reasons) == 1:
-            lines.append(f"  {file}: not compiled on {'/'.join(per)}: {reasons.pop()}")
-        else:
-            lines += [f"  {file}: not compiled on {a}: {r}" for a, r in per.items()]
-    return lines
-
-
-def _runtime(result: RevisionResult) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
-    scenarios = []
-    for a, st in per_arch(result.stages.stress).items():
-        for sc in st.scenarios or []:
-            verdict = sc.verdict or "?"
-            scenarios.append({"arch": a, "name": sc.name or "?", "verdict": verdict.upper(),
-                              "detail": "" if verdict.lower() in PASSING else _wrap(sc.detail, "    ")})
-    findings = []
-    for a, e in per_arch(result.stages.boot).items():
-        for f in e.findings or []:
-            findings.append({"arch": a, "first_line": f.first_line or "(no first line)",
-                             "preexisting": bool(f.preexisting),
-                             "excerpt": [x.rstrip() for x in f.excerpt.splitlines()]})
-    return scenarios, findings
-
-
-def view(result: RevisionResult, series: SeriesSummary, ctx: Context, arches: list[str] | None = None
-         ) -> dict[str, Any]:
-    """One revision's results as exactly the keys the templates use."""
-    s = result.stages
-    all_arches = list(arches or [])
-    for a in [*per_arch(s.build), *per_arch(s.boot), *per_arch(s.stress)]:
-        if a not in all_arches:
-            all_arches.append(a)
-    rows, problems = _rows(result, all_arches)
-    toolchains, commands = _toolchains_and_commands(result)
-    warnings = _warnings(result)
-    scenarios, findings = _runtime(result)
-    previous = max((r.version for r in series.revisions if r.version < result.version), default=None)
+def view(result: RevisionResult, series: SeriesSummary, ctx: Context, arches: list[str] | None = None,
+         reply_id: str = "") -> dict[str, Any]:
+    """One revision's results as exactly the keys the templates use (arches: kept for callers; the reply
+    speaks of the arches that ran)."""
+    del arches
+    warnings = sections.warnings(result)
+    scenarios, findings = sections.runtime(result)
     return {
-        "verdict": _wrap(f"{BOT_NAME}: v{result.version} " + ", ".join(verdict_parts(result))),
+        "verdict": wrap(f"{BOT_NAME}: v{result.version} " + ", ".join(verdict_parts(result))),
         "version": result.version,
         "subject": result.subject,
         "author": result.author,
         "msgid": result.message_id,
-        "patch_count": len(result.patches),
-        "rows": rows,
-        "problems": problems,
+        "apply_failure": sections.apply_failure(result),
+        "arch_lines": sections.arch_lines(result),
+        "problems": sections.problems(result),
         "base": {
-            "commit": (result.base.commit or "")[:12] or "none (not applied)",
-            "source": result.base.source or "not chosen",
-            "notes": [_wrap(n, "          ") for n in s.apply.base_notes or []],
+            "commit": (result.base.commit or "")[:12],
+            "source": result.base.source or "",
+            "notes": [wrap(n, "          ") for n in sections.base_notes(result)],
         },
-        "toolchains": toolchains,
+        "toolchains": sections.toolchains(result),
         # pasted into a shell: quoted; a local check (not posted) is rerun the way it was run
         "reproduce": shlex.join(["bot", "check", *(shlex.split(series.local) if series.local else
                                                    [f"<{result.message_id}>"])]),
-        "commands": commands,
+        "links": links(result, series, ctx),
+        "trailers": trailers(result, ctx, reply_id),
         "warnings": warnings,
         "warning_count": sum(len(w["lines"]) for w in warnings),
-        "build_ran": bool(s.build),
-        "not_compiled": not_compiled(result),
-        "correctness_ran": bool(s.boot or s.stress),
+        "not_compiled": sections.not_compiled(result),
         "scenarios": scenarios,
         "findings": findings,
         "walkdiff": _walkdiff_text(result),
-        "previous": previous,
         "operator": ctx.operator,
         "tree": ctx.tree,
         "list_address": ctx.list_address,
@@ -216,15 +132,15 @@ def environment(templates: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["wrap"] = _wrap
+    env.filters["wrap"] = wrap
     return env
 
 
 def render(result: RevisionResult, series: SeriesSummary, ctx: Context, arches: list[str] | None = None,
-           template: str = "review.txt.j2") -> str:
-    """The reply body for one revision (pure: same inputs, same text)."""
-    text = environment(ctx.templates).get_template(template).render(**view(result, series, ctx, arches))
-    # Templates may leave runs of blank lines where a section was empty; mail wants at most one.
+           template: str = "review.txt.j2", reply_id: str = "") -> str:
+    """The reply body for one revision (pure: same inputs, same text); reply_id is its own Message-ID."""
+    text = environment(ctx.templates).get_template(template).render(**view(result, series, ctx, arches, reply_id))
+    # Templates leave runs of blank lines where a section was empty; mail wants at most one.
     text = re.sub(r"\n{3,}", "\n\n", text)
     return text.strip("\n") + "\n"
 
@@ -232,18 +148,23 @@ def render(result: RevisionResult, series: SeriesSummary, ctx: Context, arches: 
 # ---- committed examples ----
 
 EXAMPLE_CONTEXT = Context(operator="Ada Operator <mm-bot-admin@example.org>",
-                          tree="https://git.kernel.org/pub/scm/linux/kernel/git/akpm/mm.git")
+                          tree="https://git.kernel.org/pub/scm/linux/kernel/git/akpm/mm.git",
+                          reporter="mm-review-bot <mm-review-bot@example.org>",
+                          inbox_url="https://lore.kernel.org/linux-mm",
+                          dashboard_url="https://mm-bot.example.org/")
 
 
 def render_examples(src: Path, dest: Path, ctx: Context = EXAMPLE_CONTEXT) -> list[Path]:
-    """Render every src/inputs/<name>.json ({series, result, arches}) to dest/<name>.txt."""
+    """Render every src/inputs/<name>.json ({series, result, arches}) to dest/<name>.txt (the reply's own
+    Message-ID is the one the run recorded)."""
     written = []
     for path in sorted((src / "inputs").glob("*.json")):
         data = json.loads(path.read_text())
         out = dest / f"{path.stem}.txt"
         dest.mkdir(parents=True, exist_ok=True)
-        out.write_text(render(RevisionResult.from_json(data["result"]), SeriesSummary.from_json(data["series"]),
-                              ctx, data.get("arches")))
+        result = RevisionResult.from_json(data["result"])
+        out.write_text(render(result, SeriesSummary.from_json(data["series"]), ctx, data.get("arches"),
+                              reply_id=result.stages.report.message_id or ""))
         written.append(out)
     return written
 
@@ -259,4 +180,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

@@ -9,6 +9,9 @@ nothing to do (e.g. no build because the series did not apply).
 JSON shape: a dataclass field becomes a key of the same name (None values are left out); keys a reader does
 not know are kept in `extra` and written back, so a newer file survives an older bot. result.json carries
 `schema_version`; a file written before it (version 1, "stage not run" as a skipped detail) still loads.
+
+verdict.py says what a revision's results add up to (the verdict line, new warnings across arches), and
+links.py where a series is published (the dashboard's paths, lore links), for the reply and the dashboard alike.
 """
 
 from __future__ import annotations

@@ -4,22 +4,12 @@ reader does not know are kept in `extra` and written back, so a newer file survi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, TypeVar
 
 R = TypeVar("R", bound="Record")
-
-
-
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    """A class's resolved field types, once per process (resolving them is most of the cost of a load)."""
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
 
 
 def _encode(value: Any) -> Any:
@@ -51,6 +41,22 @@ def _decode(hint: Any, value: Any) -> Any:
     return value
 
 
+def _has_record(hint: Any) -> bool:
+    """Whether a value of this type holds a Record somewhere (else JSON already is the value)."""
+    if isinstance(hint, type) and issubclass(hint, Record):
+        return True
+    return any(_has_record(a) for a in typing.get_args(hint))
+
+
+@functools.cache
+def _schema(cls: type) -> tuple[dict[str, Any], frozenset[str]]:
+    """A Record class's JSON field names and, of those holding Records, their types; worked out once per class
+    (get_type_hints is slow, and the dashboard reads thousands of result files)."""
+    names = frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("json", True))
+    hints = {k: h for k, h in typing.get_type_hints(cls).items() if _has_record(h)}
+    return hints, names
+
+
 class Record:
     """Mixin for result dataclasses: to_json/from_json by field name, unknown keys kept in `extra`.
 
@@ -69,9 +75,9 @@ class Record:
 
     @classmethod
     def from_json(cls: type[R], data: dict[str, Any]) -> R:
-        hints = _hints(cls)
-        names = {f.name for f in dataclasses.fields(cls) if f.metadata.get("json", True)}  # type: ignore[arg-type]
-        kwargs = {k: _decode(hints[k], v) for k, v in data.items() if k in names and k != "extra"}
+        hints, names = _schema(cls)  # type: ignore[arg-type]
+        kwargs = {k: _decode(hints[k], v) if k in hints else v
+                  for k, v in data.items() if k in names and k != "extra"}
         obj = cls(**kwargs)
         if "extra" in names:
             obj.extra = {k: v for k, v in data.items() if k not in names}

@@ -133,6 +133,9 @@ def test_new_series_reviewed_once_then_new_revision_against_previous(tmp_path: P
     slug = got[root]["series"]
     assert result(config, slug, 1)["stages"]["walkdiff"]["against"] == "base"
     assert list((config.parent / "patchsets" / "logs").glob("daemon-*.log"))
+    page = config.parent / "dashboard" / "series" / slug / "index.html"  # updated after the revision finished
+    assert 'id="v1"' in page.read_text() and f"series/{slug}/index.html" in page.with_name("row.json").read_text()
+    assert f'href="series/{slug}/index.html"' in (config.parent / "dashboard" / "index.html").read_text()
 
     again = bot(config, "daemon", "--once")
     assert again.returncode == 0, again.stderr
@@ -146,6 +149,7 @@ def test_new_series_reviewed_once_then_new_revision_against_previous(tmp_path: P
     assert got[writer.msgid(2, 0)]["state"] == "done", dict(got[writer.msgid(2, 0)])
     assert got[writer.msgid(2, 0)]["series"] == slug
     assert result(config, slug, 2)["stages"]["walkdiff"]["against"] == "v1"
+    assert 'id="v2"' in page.read_text() and 'id="v1"' in page.read_text()
     assert len(replies(own_inbox, writer.msgid(2, 0))) == 1 and len(rec.received) == 2
     st = status(config)
     assert [r["version"] for r in st["recent"]] == [2, 1] and st["queue"] == []

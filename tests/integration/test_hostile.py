@@ -366,7 +366,7 @@ def test_fuzzed_hostile_mail_never_crashes_or_doubles(tmp_path: Path, inbox: Loc
     """Generated hostile mails (control characters, encoded words, markup in names and subjects, absurd or
     negative versions and counters, odd Message-IDs, bad dates, mixed encodings) delivered to the archive, then
     `bot check --stages fetch,walkdiff,report`: exit 0, 1 or 3, never a traceback, one `bot:` line on failure,
-    nothing written outside patchsets/ and the cache, at most one reply per revision."""
+    nothing written outside patchsets/, the cache and the dashboard, at most one reply per revision."""
     FUZZ["n"] += 1
     work = tmp_path / f"ex{FUZZ['n']}"
     work.mkdir()
@@ -392,7 +392,7 @@ def test_fuzzed_hostile_mail_never_crashes_or_doubles(tmp_path: Path, inbox: Loc
     if proc.returncode:
         one_line_error(proc)
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
-    assert set(os.listdir(work)) - before <= {"patchsets", "cache"}, os.listdir(work)
+    assert set(os.listdir(work)) - before <= {"patchsets", "cache", "dashboard"}, os.listdir(work)
     db = work / "patchsets" / "bot.sqlite3"
     if db.exists():
         counts = sqlite3.connect(db).execute("SELECT COUNT(*) FROM replies GROUP BY series, revision").fetchall()

@@ -104,7 +104,11 @@ def test_author_mode_sends_one_reply_to_the_author(tmp_path: Path, inbox: LocalI
     assert h(msg, "References") == f"<{writer.msgid(1, 0)}>"
     assert h(msg, "Message-ID") == f"<{stage['message_id']}>"
     body = msg.get_content().replace("\r\n", "\n")
-    assert body.startswith("mm-review-bot: v1 not applied (apply not run), not built, not booted\n")
+    assert body.startswith("mm-review-bot: v1 not applied (apply not run)\n")
+    assert "not built" not in body and "boot" not in body.split("\n-- \n")[0]  # stages not run: not told
+    page = tmp_path.resolve() / "dashboard" / "series" / out["series"]["slug"] / "index.html"
+    assert f"  {page} (section v1)\n" in body  # no [report] dashboard_url: where the files are...
+    assert 'id="v1"' in page.read_text()  # ... and `bot check` wrote them
     assert "ops@review.example.org" in body
     # rerun: nothing sent again
     again = check(config, writer.msgid(1, 0))

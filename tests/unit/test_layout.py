@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BOT = REPO / "bot"
-STAGES = {"fetch", "tree", "build", "boot", "walkdiff", "report"}
+STAGES = {"fetch", "tree", "build", "boot", "walkdiff", "report", "dashboard"}  # dashboard: the output after report
 DRIVERS = {"pipeline", "daemon", "cli", "b4check"}
 DEMO = {"demo"}
 MAX_LINES, MAX_FUNCTION = 400, 60
