@@ -8,7 +8,8 @@ Also here, for the daemon: polling the list for new series roots (fetch.poll) an
 patches from a thread (posting_in_thread).
 
   archive.py    the public-inbox archive over HTTP (deadlines, retries) and b4's settings
-  discovery.py  threading, b4's revision queries, changelog links; one posting per version
+  discovery.py  threading, b4's revision queries, changelog links both ways; one posting per version
+  links.py      lore links in a posting, and whether one names an earlier revision
   assemble.py   completeness checks and b4's am-ready mbox of one posting
   saved.py      patchsets/<slug>/ on disk
   poll.py       new patch mail since a date (the daemon's poll)
@@ -47,6 +48,8 @@ def fetch_series(config: Config, target: str, refetch: bool = False,
         for rev in revisions:
             state = rev.problem or f"{len(rev.posting.patches)} patches"
             progress(f"  v{rev.posting.version}: {state} (found by {rev.posting.found_by})")
+        for line in found.notes + found.ignored:
+            progress(f"  note: {line}")
         mine = next(r for r in revisions if r.posting is found.requested)
         if mine.problem:
             raise BadInput(mine.problem)

@@ -77,7 +77,8 @@ class RevisionRef(Record):
 
 @dataclass
 class SeriesSummary(Record):
-    """series.json: the series and how each revision was found (message_ids: the lookup index of its mails)."""
+    """series.json: the series and how each revision was found (message_ids: the lookup index of its mails;
+    ignored: postings left out, and why)."""
 
     slug: str
     subject: str
@@ -86,6 +87,7 @@ class SeriesSummary(Record):
     revisions: list[RevisionRef] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a [discovery] bound cut off, links not on the archive
     extra: dict[str, Any] = field(default_factory=dict)
 
 
