@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,25 +69,40 @@ def print_summary(run: Any, stages: list[str], arches: list[str]) -> None:
             out.print(escape(f"v{r.version}: " + ", ".join(verdict_parts(r))))
 
 
+def _progress(quiet: bool) -> Callable[[str], None]:
+    def progress(line: str) -> None:
+        if not quiet:
+            stderr.print(f"[dim]»[/dim] {escape(line)}")
+
+    return progress
+
+
+def _rerun(text: str | None, stages: list[str]) -> list[str]:
+    """--rerun: no value = every stage asked for; else a comma list (checked like --stages)."""
+    from bot import pipeline
+
+    if text is None:
+        return []
+    return list(stages) if text == "all" else pipeline.parse_stages(text)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from bot import pipeline
 
     cfg = configmod.load(args.config)
     stages = pipeline.parse_stages(args.stages)
     arches = _arches(args.arch)
-    quiet = args.json
-
-    def progress(line: str) -> None:
-        if not quiet:
-            stderr.print(f"[dim]»[/dim] {escape(line)}")
-
-    run = pipeline.run(cfg, args.msgid, stages, arches, refetch=args.refetch, progress=progress)
+    run = pipeline.run(cfg, args.msgid, stages, arches, refetch=args.refetch, progress=_progress(args.json),
+                       rerun=_rerun(args.rerun, stages))
     if args.json:
         json.dump(run.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     print_summary(run, stages, arches)
-    Console(highlight=False).print(escape(f"results: {cfg.paths.patchsets / run.series.slug}"))
+    out = Console(highlight=False)
+    if run.reused:
+        out.print(f"reused: {len(run.reused)} stage results whose inputs are unchanged (--rerun to make them again)")
+    out.print(escape(f"results: {cfg.paths.patchsets / run.series.slug}"))
     return 0
 
 
@@ -142,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--arch", help="comma list out of x86_64,arm64 (default: both)")
     check.add_argument("--json", action="store_true", help="print the results as one JSON document on stdout")
     check.add_argument("--refetch", action="store_true", help="fetch again even if the series is on disk")
+    check.add_argument("--rerun", nargs="?", const="all", metavar="STAGES",
+                       help="make these stages' results again (default: all asked for), even when their inputs "
+                       "are unchanged")
     check.set_defaults(func=cmd_check)
     setup = sub.add_parser("setup", parents=[common], help="make the kernel tree ready (idempotent)")
     setup.add_argument("--refresh", action="store_true", help="look for a newer base (Debian package or git)")

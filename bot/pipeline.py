@@ -9,22 +9,25 @@ results.Outputs; nothing else writes result.json.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from bot import boot, build, fetch, repo, report, tree, walkdiff
+from bot import boot, build, fetch, repo, report, reuse, tree, walkdiff
 from bot.config import STAGES, Config
 from bot.errors import BadInput, UsageError
 from bot.results import (
+    PER_ARCH_STAGES,
     ApplyResult,
     Outputs,
     ReportResult,
     RevisionResult,
     SeriesSummary,
     StageContext,
+    StageResult,
     revision_dir,
     save_revision,
 )
@@ -66,6 +69,7 @@ def parse_stages(text: str | None) -> list[str]:
 class Run:
     series: SeriesSummary
     revisions: list[RevisionResult]
+    reused: list[str] = field(default_factory=list)  # "v<N> <stage>[ <arch>]" taken from an earlier run
 
     def to_json(self) -> dict[str, Any]:
         summary = self.series.to_json()
@@ -73,48 +77,73 @@ class Run:
         return {"series": summary, "revisions": [r.to_json() for r in self.revisions]}
 
 
-def finished(result: RevisionResult, name: str, arches: list[str]) -> bool:
-    """Whether result.json holds a finished result of this stage on every arch asked for."""
-    return all(e is not None and e.finished for n in FILLS.get(name, (name,))
-               for e in result.stages.entries(n, arches))
-
-
-def store(result: RevisionResult, outputs: Outputs) -> None:
+def store(result: RevisionResult, outputs: Outputs,
+          keys: Mapping[str | None, dict[str, str] | None] | None = None) -> None:
+    """Put the runner's outputs into result, each stamped with the inputs it was made from (keys: per arch, or
+    under None for a single stage)."""
     for name, value in outputs.items():
+        for arch, entry in (value.items() if isinstance(value, Mapping) else [(None, value)]):
+            entry.inputs = (keys or {}).get(arch)
         result.stages.set(name, value)
         if isinstance(value, ApplyResult):
             result.base = value.base or result.base
 
 
 def run(config: Config, target: str, stages: list[str], arches: list[str], refetch: bool = False,
-        progress: Progress = lambda _: None, only: str | None = None, resume: bool = False,
+        progress: Progress = lambda _: None, only: str | None = None, rerun: Collection[str] = (),
         on_stage: StageHook | None = None) -> Run:
     """Fetch the series of target and run the stages for each revision.
 
-    The daemon's knobs: only= runs the stages for one revision (its root Message-ID) alone; resume= skips
-    stages that result.json shows finished (a restart after a crash); on_stage is called before each stage.
+    A stage whose result is there, finished, from the same inputs is reused (bot/reuse.py: the one rule of
+    the CLI and the daemon, which also makes a restart after a crash go on from the last finished stage);
+    rerun= names stages made again anyway ("fetch" fetches again). The daemon's knobs: only= runs the stages
+    for one revision (its root Message-ID) alone; on_stage is called before each stage that runs.
     """
-    summary, results = fetch.fetch_series(config, target, refetch=refetch, progress=progress)
+    summary, results = fetch.fetch_series(config, target, refetch=refetch or "fetch" in rerun, progress=progress)
     fetched = [r for r in results if r.stages.fetch.status == "ok"]
     newest = max((r.version for r in fetched), default=0)
+    out = Run(summary, results)
     for name in stages:
         if name == "fetch":
             continue
         for i, result in enumerate(results):
             if result not in fetched or (only is not None and result.message_id != only):
                 continue
-            if resume and finished(result, name, arches):
-                progress(f"{name}: v{result.version} finished before, skipped")
-                continue
-            if on_stage is not None:
-                on_stage(name, result)
-            progress(f"{name}: v{result.version}")
             rdir = revision_dir(config.paths.patchsets, summary.slug, result.version)
             ctx = StageContext(config, summary, result, rdir, results[i - 1] if i > 0 else None, arches, newest)
-            with repo.work_tree_lock(config) if name in USES_WORK_TREE else contextlib.nullcontext():
-                store(result, RUNNERS[name](ctx))
-            save_revision(rdir / "result.json", result)
-    return Run(summary, results)
+            _stage(ctx, name, name in rerun, out, progress, on_stage)
+    return out
+
+
+def _stage(ctx: StageContext, name: str, forced: bool, out: Run, progress: Progress,
+           on_stage: StageHook | None) -> None:
+    """Run one stage for one revision (on the arches whose results cannot be reused), and save result.json."""
+    result, prev = ctx.revision, ctx.previous
+    per_arch = name in PER_ARCH_STAGES
+    prev_rdir = ctx.revision_dir(prev.version) if prev else None
+    keys = {a: reuse.inputs(ctx.config, name, result, ctx.rdir, prev, prev_rdir, a) if name in reuse.REUSABLE
+            else None for a in (ctx.arches if per_arch else [None])}
+
+    def entries(arch: str | None) -> list[StageResult | None]:
+        return [e for n in FILLS.get(name, (name,)) for e in result.stages.entries(n, [arch] if arch else None)]
+
+    todo = [a for a, key in keys.items() if forced or key is None or not reuse.reusable(entries(a), key)]
+    reused = [a for a in keys if a not in todo]
+    out.reused += [f"v{result.version} {name}" + (f" {a}" if a else "") for a in reused]
+    if not todo:
+        progress(f"{name}: v{result.version} reused (inputs unchanged)")
+        return
+    if on_stage is not None:
+        on_stage(name, result)
+    if per_arch:
+        ctx = dataclasses.replace(ctx, arches=[a for a in todo if a is not None])
+        progress(f"{name}: v{result.version}" + (f" {', '.join(ctx.arches)} ({', '.join(str(a) for a in reused)} "
+                                                 "reused)" if reused else ""))
+    else:
+        progress(f"{name}: v{result.version}")
+    with repo.work_tree_lock(ctx.config) if name in USES_WORK_TREE else contextlib.nullcontext():
+        store(result, RUNNERS[name](ctx), keys)
+    save_revision(ctx.rdir / "result.json", result)
 
 
 def post(config: Config, target: str, force: bool = False, resend: bool = False

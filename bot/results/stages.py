@@ -18,6 +18,8 @@ class StageResult(Record):
     status: Status
     detail: str
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True)
+    # What the result was made from (bot/reuse.py): a later run reuses it when today's inputs are the same.
+    inputs: dict[str, str] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
