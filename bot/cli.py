@@ -106,6 +106,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_walkdiff(args: argparse.Namespace) -> int:
+    """`bot walkdiff`: fetch what is needed, apply where it can (hunks otherwise), print every revision's
+    walk-exit changes."""
+    from bot import pipeline
+    from bot.report import render_text
+
+    cfg = configmod.load(args.config)
+    run = pipeline.run(cfg, args.msgid, ["fetch", "apply", "walkdiff"], list(configmod.ARCHES),
+                       progress=_progress(args.json))
+    if args.json:
+        revisions = [{"version": r.version, "walkdiff": r.stages.walkdiff.to_json()} for r in run.revisions]
+        json.dump({"series": run.to_json()["series"], "revisions": revisions}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    blocks = [f"{run.series.subject}\n{run.series.author}"]
+    for r in run.revisions:
+        head = f"v{r.version} <{r.message_id}>"
+        fetched = r.stages.fetch
+        blocks.append(f"{head}\n" + (render_text(r.stages.walkdiff) if fetched.status == "ok"
+                                      else f"not fetched: {fetched.detail}"))
+    print("\n\n".join(blocks))
+    return 0
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     from bot import tree
 
@@ -162,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="make these stages' results again (default: all asked for), even when their inputs "
                        "are unchanged")
     check.set_defaults(func=cmd_check)
+    walk = sub.add_parser("walkdiff", parents=[common],
+                          help="every revision's walk-exit changes (fetches what it needs; applies where it can)")
+    walk.add_argument("msgid", help="Message-ID, with or without <>, or a lore URL")
+    walk.add_argument("--json", action="store_true",
+                      help='print {"series": ..., "revisions": [{"version": N, "walkdiff": ...}]} on stdout')
+    walk.set_defaults(func=cmd_walkdiff)
     setup = sub.add_parser("setup", parents=[common], help="make the kernel tree ready (idempotent)")
     setup.add_argument("--refresh", action="store_true", help="look for a newer base (Debian package or git)")
     setup.set_defaults(func=cmd_setup)

@@ -42,7 +42,7 @@ RUNNERS: dict[str, Runner] = {
     "apply": tree.run_stage,
     "build": build.run_stage,
     "boot": boot.run_stage,
-    "walkdiff": walkdiff.run_stage,
+    "walkdiff": lambda ctx: walkdiff.run_stage(ctx, functools.partial(fetch.find_fixed, ctx.config)),
     "report": lambda ctx: report.run_stage(ctx, functools.partial(fetch.has_message, ctx.config)),
 }
 FILLS = {"boot": ("boot", "stress")}  # stages a runner fills besides its own name

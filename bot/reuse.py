@@ -5,8 +5,10 @@ patches (a hash of its am-ready mbox), its base (for apply: the cover letter's b
 branch heads it picks from; for later stages: the base apply chose), a hash of the config sections the stage
 reads, the bot version, and for walkdiff the same facts of the revision it is diffed against. A later run
 reuses a result that finished (not `error`, which is retried) when today's inputs are equal; `--rerun`
-forces. The report stage is never reused: its outbox and store already make it once-only, and it must see
-that a newer revision appeared (held) or that a queued reply may go now.
+forces (the walkdiff stage's archive lookup of a patch a `Fixes:` line names is not an input: `--rerun
+walkdiff` looks again; an archive error there is retried anyway). The report stage is never reused: its
+outbox and store already make it once-only, and it must see that a newer revision appeared (held) or that a
+queued reply may go now.
 """
 
 from __future__ import annotations

@@ -5,11 +5,13 @@ RevisionResult per revision with `stages.fetch` set, after series.mbx (b4's am-r
 are written under patchsets/<slug>/v<N>/. A series fetched before is read back from disk.
 
 Also here, for the daemon: polling the list for new series roots (fetch.poll) and reading one posting's
-patches from a thread (posting_in_thread).
+patches from a thread (posting_in_thread); for the walkdiff stage, through the pipeline: the patch a
+`Fixes:` line names, by its subject (find_fixed).
 
   archive.py    the public-inbox archive over HTTP (deadlines, retries) and b4's settings
   discovery.py  threading, b4's revision queries, changelog links both ways; one posting per version
   links.py      lore links in a posting, and whether one names an earlier revision
+  fixed.py      the patch a Fixes: line names, by its subject (for the walkdiff stage)
   assemble.py   completeness checks and b4's am-ready mbox of one posting
   saved.py      patchsets/<slug>/ on disk
   poll.py       new patch mail since a date (the daemon's poll)
@@ -25,12 +27,13 @@ from bot.errors import BadInput
 from bot.fetch.archive import Archive, b4_session, parse_msgid, split_mbox
 from bot.fetch.assemble import prepare
 from bot.fetch.discovery import Posting, discover, group_postings, posting_of
+from bot.fetch.fixed import find_fixed
 from bot.fetch.poll import Entry, Poller, PollError, roots
 from bot.fetch.saved import find_known, load, save, slugify
 from bot.results import RevisionResult, SeriesSummary
 
-__all__ = ["Archive", "Entry", "PollError", "Poller", "Posting", "b4_session", "fetch_series", "find_known",
-           "has_message", "load", "parse_msgid", "posting_in_thread", "roots", "split_mbox"]
+__all__ = ["Archive", "Entry", "PollError", "Poller", "Posting", "b4_session", "fetch_series", "find_fixed",
+           "find_known", "has_message", "load", "parse_msgid", "posting_in_thread", "roots", "split_mbox"]
 
 
 def fetch_series(config: Config, target: str, refetch: bool = False,

@@ -22,7 +22,7 @@ from typing import Any
 import jinja2
 
 from bot.report.verdict import new_warnings, per_arch, status_word, verdict_parts
-from bot.report.walkdiff_text import render_text
+from bot.report.walkdiff_text import render_fixes, render_text
 from bot.results import RevisionResult, SeriesSummary, StageResult
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -75,10 +75,11 @@ def _walkdiff_text(result: RevisionResult) -> str:
         functions = stage.functions or []
         changed = any(e.get("change") != "unchanged" for f in functions for e in f.get("exits", [])) or any(
             f.get("notes") for f in functions)
+        fixes = "\n" + render_fixes(stage, width=WIDTH) if stage.fixes else ""
         if not changed and (stage.against or "base") != "base":
-            return f"walk exits unchanged since {stage.against}"
+            return f"walk exits unchanged since {stage.against}" + fixes
         if not changed:
-            return "walk exits unchanged from the base"
+            return "walk exits unchanged from the base" + fixes
     return render_text(stage, width=WIDTH)
 
 
