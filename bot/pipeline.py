@@ -3,7 +3,9 @@ report, each result written to result.json as it lands.
 
 In: a Message-ID (any message of the series), the stages and arches to run. Out: `Run` (series.json's
 summary and every revision's RevisionResult). Each runner gets a results.StageContext and returns
-results.Outputs; nothing else writes result.json.
+results.Outputs; nothing else writes result.json. A result whose inputs are unchanged is reused
+(bot/reuse.py). The boots of the arches run side by side when the cores allow (parallel_arches); apply and
+build share the kernel tree's one work tree and run one at a time.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,8 +146,32 @@ def _stage(ctx: StageContext, name: str, forced: bool, out: Run, progress: Progr
     else:
         progress(f"{name}: v{result.version}")
     with repo.work_tree_lock(ctx.config) if name in USES_WORK_TREE else contextlib.nullcontext():
-        store(result, RUNNERS[name](ctx), keys)
+        store(result, _run_arches(name, ctx), keys)
     save_revision(ctx.rdir / "result.json", result)
+
+
+def parallel_arches(name: str, config: Config, n: int) -> int:
+    """How many arches of a stage run at the same time: boots (one QEMU of [boot] smp vCPUs each) side by side
+    when the cores this process may use hold them; everything else, and build (one work tree), one by one."""
+    if name != "boot" or n < 2:
+        return 1
+    cores = len(os.sched_getaffinity(0))
+    return max(1, min(n, cores // max(1, config.boot.smp)))
+
+
+def _run_arches(name: str, ctx: StageContext) -> Outputs:
+    """The runner on ctx.arches: in one call, or one call per arch in threads (see parallel_arches)."""
+    jobs = parallel_arches(name, ctx.config, len(ctx.arches))
+    if jobs == 1:
+        return RUNNERS[name](ctx)
+    with ThreadPoolExecutor(jobs, thread_name_prefix=name) as pool:
+        parts = list(pool.map(lambda a: RUNNERS[name](dataclasses.replace(ctx, arches=[a])), ctx.arches))
+    merged: dict[str, dict[str, StageResult]] = {}
+    for part in parts:  # arch order kept: the threads' results in the order the arches were asked for
+        for stage, value in part.items():
+            assert isinstance(value, Mapping), f"{stage} is per arch"
+            merged.setdefault(stage, {}).update(value)
+    return dict(merged)
 
 
 def post(config: Config, target: str, force: bool = False, resend: bool = False

@@ -4,13 +4,24 @@ ones: tests/integration/test_reuse.py)."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import pytest
 
 from bot import pipeline, reuse
 from bot.config import Config, PathsConfig, WalkdiffConfig
-from bot.results import BuildResult, FetchResult, ReportResult, RevisionRef, RevisionResult, SeriesSummary, revision_dir
+from bot.results import (
+    BootResult,
+    BuildResult,
+    FetchResult,
+    ReportResult,
+    RevisionRef,
+    RevisionResult,
+    SeriesSummary,
+    StressResult,
+    revision_dir,
+)
 
 
 @pytest.fixture
@@ -88,3 +99,28 @@ def test_the_report_stage_always_runs(cfg: Config, monkeypatch: pytest.MonkeyPat
     for _ in range(2):
         assert pipeline.run(cfg, "m@x", ["fetch", "report"], ["x86_64"]).reused == []
     assert calls == [1, 1] and result.stages.report.inputs is None
+
+
+@pytest.mark.parametrize(("cores", "smp", "together"), [(4, 2, True), (2, 2, False), (2, 1, True)])
+def test_boots_of_the_two_arches_run_side_by_side_when_cores_allow(cfg: Config, monkeypatch: pytest.MonkeyPatch,
+                                                                  cores: int, smp: int, together: bool) -> None:
+    cfg = dataclasses.replace(cfg, boot=dataclasses.replace(cfg.boot, smp=smp))
+    result = revision(cfg)
+    summary = SeriesSummary("s", result.subject, result.author, "m@x", [RevisionRef(1, "m@x", "requested")])
+    monkeypatch.setattr(pipeline.fetch, "fetch_series", lambda *_a, **_k: (summary, [result]))
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    both = threading.Barrier(2, timeout=10)  # passes only when two boots are running at the same time
+    seen: list[list[str]] = []
+
+    def boot(ctx: pipeline.StageContext) -> pipeline.Outputs:
+        seen.append(list(ctx.arches))
+        if together:
+            both.wait()
+        return {"boot": {a: BootResult("ok", a) for a in ctx.arches},
+                "stress": {a: StressResult("ok", a) for a in ctx.arches}}
+
+    monkeypatch.setitem(pipeline.RUNNERS, "boot", boot)
+    pipeline.run(cfg, "m@x", ["fetch", "boot"], ["x86_64", "arm64"])
+    assert sorted(seen) == ([["arm64"], ["x86_64"]] if together else [["x86_64", "arm64"]])
+    assert list(result.stages.boot) == ["x86_64", "arm64"] and result.stages.stress["arm64"].detail == "arm64"
+    assert result.stages.boot["arm64"].inputs == key(cfg, "boot", result, "arm64")
