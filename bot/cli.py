@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,25 @@ def print_review(cfg: configmod.Config, run: Any) -> None:
         print(f"\n{review_text(cfg, Found(run.series, mine, None))}", end="")
 
 
+def _progress(quiet: bool) -> Callable[[str], None]:
+    stderr = console(stderr=True)
+
+    def progress(line: str) -> None:
+        if not quiet:
+            stderr.print(f"[dim]»[/dim] {escape(line)}")
+
+    return progress
+
+
+def _rerun(text: str | None, stages: list[str]) -> list[str]:
+    """--rerun: no value = every stage asked for; else a comma list (checked like --stages)."""
+    from bot import pipeline
+
+    if text is None:
+        return []
+    return list(stages) if text == "all" else pipeline.parse_stages(text)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from bot import pipeline
 
@@ -112,23 +132,44 @@ def cmd_check(args: argparse.Namespace) -> int:
     stages = pipeline.parse_stages(args.stages)
     arches = _arches(args.arch)
     target = _target(args)
-    quiet = args.json
-    stderr = console(stderr=True)
-
-    def progress(line: str) -> None:
-        if not quiet:
-            stderr.print(f"[dim]»[/dim] {escape(line)}")
-
-    run = pipeline.run(cfg, target, stages, arches, refetch=args.refetch, progress=progress)
-    _publish(cfg, run.series.slug, progress)
+    run = pipeline.run(cfg, target, stages, arches, refetch=args.refetch, progress=_progress(args.json),
+                       rerun=_rerun(args.rerun, stages))
+    _publish(cfg, run.series.slug, _progress(args.json))
     if args.json:
         json.dump(run.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     print_summary(run, stages, arches)
-    console().print(escape(f"results: {cfg.paths.patchsets / run.series.slug}"))
+    out = console()
+    if run.reused:
+        out.print(f"reused: {len(run.reused)} stage results whose inputs are unchanged (--rerun to make them again)")
+    out.print(escape(f"results: {cfg.paths.patchsets / run.series.slug}"))
     if run.series.local:
         print_review(cfg, run)
+    return 0
+
+
+def cmd_walkdiff(args: argparse.Namespace) -> int:
+    """`bot walkdiff`: fetch what is needed, apply where it can (hunks otherwise), print every revision's
+    walk-exit changes."""
+    from bot import pipeline
+    from bot.report import render_text
+
+    cfg = configmod.load(args.config)
+    run = pipeline.run(cfg, args.msgid, ["fetch", "apply", "walkdiff"], list(configmod.ARCHES),
+                       progress=_progress(args.json))
+    if args.json:
+        revisions = [{"version": r.version, "walkdiff": r.stages.walkdiff.to_json()} for r in run.revisions]
+        json.dump({"series": run.to_json()["series"], "revisions": revisions}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    blocks = [f"{run.series.subject}\n{run.series.author}"]
+    for r in run.revisions:
+        head = f"v{r.version} <{r.message_id}>"
+        fetched = r.stages.fetch
+        blocks.append(f"{head}\n" + (render_text(r.stages.walkdiff) if fetched.status == "ok"
+                                      else f"not fetched: {fetched.detail}"))
+    print("\n\n".join(blocks))
     return 0
 
 
@@ -222,13 +263,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bot", description="The mm review bot.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
-    # Every subcommand reads the config the same way.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="config file (default: $BOT_CONFIG, then ./config.toml)")
+def _check_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     check = sub.add_parser("check", parents=[common], help="run the pipeline for the series a message belongs to")
     check.add_argument("msgid", nargs="?", help="Message-ID, with or without <>, or a lore URL")
     check.add_argument("--mbox", type=Path, help="check local patches instead: an am-ready mbox (git format-patch "
@@ -240,7 +275,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--arch", help="comma list out of x86_64,arm64 (default: both)")
     check.add_argument("--json", action="store_true", help="print the results as one JSON document on stdout")
     check.add_argument("--refetch", action="store_true", help="fetch again even if the series is on disk")
+    check.add_argument("--rerun", nargs="?", const="all", metavar="STAGES",
+                       help="make these stages' results again (default: all asked for), even when their inputs "
+                       "are unchanged")
     check.set_defaults(func=cmd_check)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bot", description="The mm review bot.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+    # Every subcommand reads the config the same way.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="config file (default: $BOT_CONFIG, then ./config.toml)")
+    _check_parser(sub, common)
     b4c = sub.add_parser("b4-check", parents=[common],
                          help="a b4 check command: the bot's results for the message on stdin (see README)")
     b4c.add_argument("--series", action="store_true",
@@ -249,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     b4c.add_argument("--prep", action="store_true",
                      help="b4.prep-perpatch-check-cmd: fast checks of a b4 prep patch, one line per finding")
     b4c.set_defaults(func=cmd_b4_check)
+
+    walk = sub.add_parser("walkdiff", parents=[common],
+                          help="every revision's walk-exit changes (fetches what it needs; applies where it can)")
+    walk.add_argument("msgid", help="Message-ID, with or without <>, or a lore URL")
+    walk.add_argument("--json", action="store_true",
+                      help='print {"series": ..., "revisions": [{"version": N, "walkdiff": ...}]} on stdout')
+    walk.set_defaults(func=cmd_walkdiff)
     setup = sub.add_parser("setup", parents=[common], help="make the kernel tree ready (idempotent)")
     setup.add_argument("--refresh", action="store_true", help="look for a newer base (Debian package or git)")
     setup.set_defaults(func=cmd_setup)

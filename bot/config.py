@@ -63,6 +63,22 @@ class TreeConfig:
 
 
 @dataclass(frozen=True)
+class DiscoveryConfig:
+    """[discovery]: the bounds on finding a series' revisions (bot/fetch/discovery.py) and the patch a Fixes: line
+    names; each request also has the [lore] timeout and retries."""
+
+    max_searches: int = 20  # archive searches per series: b4's change-id / subject+author queries and link-backs
+    max_link_fetches: int = 30  # changelog links followed (one thread fetched each) per series
+    max_hits: int = 200  # messages read from one search answer; the rest are left out, and that is reported
+    max_rounds: int = 10  # rounds of searching and following links, until a round finds nothing new
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if getattr(self, f.name) < 1:
+                raise UsageError(f"config: [discovery] {f.name} must be at least 1, not {getattr(self, f.name)}")
+
+
+@dataclass(frozen=True)
 class WalkdiffConfig:
     functions: list[str] = field(
         default_factory=lambda: [
@@ -177,6 +193,7 @@ class Config:
     lore: LoreConfig = field(default_factory=LoreConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     tree: TreeConfig = field(default_factory=TreeConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     walkdiff: WalkdiffConfig = field(default_factory=WalkdiffConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
     report: ReportConfig = field(default_factory=ReportConfig)

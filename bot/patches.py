@@ -183,6 +183,38 @@ def touched_paths(body: str) -> list[str]:
     return list(dict.fromkeys(p for f in parse_diff(body) for p in f.paths()))
 
 
+# ---------------------------------------------------------------- Fixes: trailers
+
+_FIXES_LINE = re.compile(r"^Fixes:[ \t]*(.*)$", re.M | re.I)
+_FIXES = re.compile(r"([0-9a-f]{7,40})\s*\(\"(.+)\"\)\s*$")  # <sha> ("<subject>"); the subject may hold quotes
+
+
+@dataclass(frozen=True)
+class FixesTag:
+    """One `Fixes: <sha> ("<subject>")` line of a commit message; problem says why a line is malformed."""
+
+    line: str
+    sha: str | None = None
+    subject: str | None = None
+    problem: str | None = None
+
+
+def fixes_tags(body: str) -> list[FixesTag]:
+    """The Fixes: lines of a patch mail's commit message (above the first `---`), each once."""
+    message = re.split(r"^---[ \t]*$", body, maxsplit=1, flags=re.M)[0]
+    out: list[FixesTag] = []
+    for m in _FIXES_LINE.finditer(message):
+        line = f"Fixes: {m.group(1).strip()}"
+        if any(t.line == line for t in out):
+            continue
+        ok = _FIXES.fullmatch(m.group(1).strip())
+        if ok:
+            out.append(FixesTag(line, ok.group(1).lower(), " ".join(ok.group(2).split())))
+        else:
+            out.append(FixesTag(line, problem=f"malformed {line[:100]!r}: expected Fixes: <sha> (\"<subject>\")"))
+    return out
+
+
 # ---------------------------------------------------------------- mboxes
 
 

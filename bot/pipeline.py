@@ -3,7 +3,9 @@ report, each result written to result.json as it lands.
 
 In: a Message-ID (any message of the series) or a fetch.LocalSource (an mbox or a git range: a local check),
 the stages and arches to run. Out: `Run` (series.json's summary and every revision's RevisionResult). Each
-runner gets a results.StageContext and returns results.Outputs; nothing else writes result.json.
+runner gets a results.StageContext and returns results.Outputs; nothing else writes result.json. A result
+whose inputs are unchanged is reused (bot/reuse.py). The boots of the arches run side by side when the cores
+allow (parallel_arches); apply and build share the kernel tree's one work tree and run one at a time.
 
 A local check is never posted: it runs with [report] mode "dry-run" whatever the config says (the reply is
 rendered into the outbox, for reading), every stage for the revision checked and, for the revisions before
@@ -16,21 +18,25 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import boot, build, fetch, repo, report, tree, walkdiff
+from bot import boot, build, fetch, repo, report, reuse, tree, walkdiff
 from bot.config import STAGES, Config
 from bot.errors import BadInput, UsageError
 from bot.results import (
+    PER_ARCH_STAGES,
     ApplyResult,
     Outputs,
     ReportResult,
     RevisionResult,
     SeriesSummary,
     StageContext,
+    StageResult,
     revision_dir,
     save_revision,
 )
@@ -45,7 +51,7 @@ RUNNERS: dict[str, Runner] = {
     "apply": tree.run_stage,
     "build": build.run_stage,
     "boot": boot.run_stage,
-    "walkdiff": walkdiff.run_stage,
+    "walkdiff": lambda ctx: walkdiff.run_stage(ctx, functools.partial(fetch.find_fixed, ctx.config)),
     "report": lambda ctx: report.run_stage(ctx, functools.partial(fetch.has_message, ctx.config)),
 }
 FILLS = {"boot": ("boot", "stress")}  # stages a runner fills besides its own name
@@ -73,6 +79,7 @@ def parse_stages(text: str | None) -> list[str]:
 class Run:
     series: SeriesSummary
     revisions: list[RevisionResult]
+    reused: list[str] = field(default_factory=list)  # "v<N> <stage>[ <arch>]" taken from an earlier run
 
     def to_json(self) -> dict[str, Any]:
         summary = self.series.to_json()
@@ -80,14 +87,13 @@ class Run:
         return {"series": summary, "revisions": [r.to_json() for r in self.revisions]}
 
 
-def finished(result: RevisionResult, name: str, arches: list[str]) -> bool:
-    """Whether result.json holds a finished result of this stage on every arch asked for."""
-    return all(e is not None and e.finished for n in FILLS.get(name, (name,))
-               for e in result.stages.entries(n, arches))
-
-
-def store(result: RevisionResult, outputs: Outputs) -> None:
+def store(result: RevisionResult, outputs: Outputs,
+          keys: Mapping[str | None, dict[str, str] | None] | None = None) -> None:
+    """Put the runner's outputs into result, each stamped with the inputs it was made from (keys: per arch, or
+    under None for a single stage)."""
     for name, value in outputs.items():
+        for arch, entry in (value.items() if isinstance(value, Mapping) else [(None, value)]):
+            entry.inputs = (keys or {}).get(arch)
         result.stages.set(name, value)
         if isinstance(value, ApplyResult):
             result.base = value.base or result.base
@@ -99,12 +105,15 @@ def never_send(config: Config) -> Config:
 
 
 def run(config: Config, target: str | fetch.LocalSource, stages: list[str], arches: list[str],
-        refetch: bool = False, progress: Progress = lambda _: None, only: str | None = None, resume: bool = False,
+        refetch: bool = False, progress: Progress = lambda _: None, only: str | None = None,
+        rerun: Collection[str] = (),
         on_stage: StageHook | None = None) -> Run:
     """Fetch the series of target (or read the local one) and run the stages for each revision.
 
-    The daemon's knobs: only= runs the stages for one revision (its root Message-ID) alone; resume= skips
-    stages that result.json shows finished (a restart after a crash); on_stage is called before each stage.
+    A stage whose result is there, finished, from the same inputs is reused (bot/reuse.py: the one rule of
+    the CLI and the daemon, which also makes a restart after a crash go on from the last finished stage);
+    rerun= names stages made again anyway ("fetch" fetches again). The daemon's knobs: only= runs the stages
+    for one revision (its root Message-ID) alone; on_stage is called before each stage that runs.
     """
     context: tuple[str, ...] = ()
     if isinstance(target, fetch.LocalSource):
@@ -112,9 +121,11 @@ def run(config: Config, target: str | fetch.LocalSource, stages: list[str], arch
         summary, results = fetch.fetch_local(config, target, progress=progress)
         only, context = summary.requested, CONTEXT_STAGES
     else:
-        summary, results = fetch.fetch_series(config, target, refetch=refetch, progress=progress)
+        summary, results = fetch.fetch_series(config, target, refetch=refetch or "fetch" in rerun,
+                                              progress=progress)
     fetched = [r for r in results if r.stages.fetch.status == "ok"]
     newest = max((r.version for r in fetched), default=0)
+    out = Run(summary, results)
     for name in stages:
         if name == "fetch":
             continue
@@ -122,20 +133,67 @@ def run(config: Config, target: str | fetch.LocalSource, stages: list[str], arch
             if result not in fetched:
                 continue
             aside = only is not None and result.message_id != only
-            if aside and (name not in context or finished(result, name, arches)):
+            if aside and name not in context:  # reuse skips what a context revision has already
                 continue
-            if resume and finished(result, name, arches):
-                progress(f"{name}: v{result.version} finished before, skipped")
-                continue
-            if on_stage is not None:
-                on_stage(name, result)
-            progress(f"{name}: v{result.version}")
             rdir = revision_dir(config.paths.patchsets, summary.slug, result.version)
             ctx = StageContext(config, summary, result, rdir, results[i - 1] if i > 0 else None, arches, newest)
-            with repo.work_tree_lock(config) if name in USES_WORK_TREE else contextlib.nullcontext():
-                store(result, RUNNERS[name](ctx))
-            save_revision(rdir / "result.json", result)
-    return Run(summary, results)
+            _stage(ctx, name, name in rerun, out, progress, on_stage)
+    return out
+
+
+def _stage(ctx: StageContext, name: str, forced: bool, out: Run, progress: Progress,
+           on_stage: StageHook | None) -> None:
+    """Run one stage for one revision (on the arches whose results cannot be reused), and save result.json."""
+    result, prev = ctx.revision, ctx.previous
+    per_arch = name in PER_ARCH_STAGES
+    prev_rdir = ctx.revision_dir(prev.version) if prev else None
+    keys = {a: reuse.inputs(ctx.config, name, result, ctx.rdir, prev, prev_rdir, a) if name in reuse.REUSABLE
+            else None for a in (ctx.arches if per_arch else [None])}
+
+    def entries(arch: str | None) -> list[StageResult | None]:
+        return [e for n in FILLS.get(name, (name,)) for e in result.stages.entries(n, [arch] if arch else None)]
+
+    todo = [a for a, key in keys.items() if forced or key is None or not reuse.reusable(entries(a), key)]
+    reused = [a for a in keys if a not in todo]
+    out.reused += [f"v{result.version} {name}" + (f" {a}" if a else "") for a in reused]
+    if not todo:
+        progress(f"{name}: v{result.version} reused (inputs unchanged)")
+        return
+    if on_stage is not None:
+        on_stage(name, result)
+    if per_arch:
+        ctx = dataclasses.replace(ctx, arches=[a for a in todo if a is not None])
+        progress(f"{name}: v{result.version}" + (f" {', '.join(ctx.arches)} ({', '.join(str(a) for a in reused)} "
+                                                 "reused)" if reused else ""))
+    else:
+        progress(f"{name}: v{result.version}")
+    with repo.work_tree_lock(ctx.config) if name in USES_WORK_TREE else contextlib.nullcontext():
+        store(result, _run_arches(name, ctx), keys)
+    save_revision(ctx.rdir / "result.json", result)
+
+
+def parallel_arches(name: str, config: Config, n: int) -> int:
+    """How many arches of a stage run at the same time: boots (one QEMU of [boot] smp vCPUs each) side by side
+    when the cores this process may use hold them; everything else, and build (one work tree), one by one."""
+    if name != "boot" or n < 2:
+        return 1
+    cores = len(os.sched_getaffinity(0))
+    return max(1, min(n, cores // max(1, config.boot.smp)))
+
+
+def _run_arches(name: str, ctx: StageContext) -> Outputs:
+    """The runner on ctx.arches: in one call, or one call per arch in threads (see parallel_arches)."""
+    jobs = parallel_arches(name, ctx.config, len(ctx.arches))
+    if jobs == 1:
+        return RUNNERS[name](ctx)
+    with ThreadPoolExecutor(jobs, thread_name_prefix=name) as pool:
+        parts = list(pool.map(lambda a: RUNNERS[name](dataclasses.replace(ctx, arches=[a])), ctx.arches))
+    merged: dict[str, dict[str, StageResult]] = {}
+    for part in parts:  # arch order kept: the threads' results in the order the arches were asked for
+        for stage, value in part.items():
+            assert isinstance(value, Mapping), f"{stage} is per arch"
+            merged.setdefault(stage, {}).update(value)
+    return dict(merged)
 
 
 def check_revision(config: Config, summary: SeriesSummary, result: RevisionResult, rdir: Path, stages: list[str],

@@ -136,3 +136,23 @@ def work_tree_lock(config: Config) -> Iterator[None]:
 
 def changed_files(tree: Path, base: str, rev: str) -> list[str]:
     return git(tree, "diff", "--name-only", "--no-renames", base, rev).stdout.split()
+
+
+def ancestor(config: Config, sha: str, of: str) -> str | None:
+    """The full id of commit `sha` (abbreviated or not) when it is in the history of `of`, else None."""
+    try:
+        repo = pygit2.Repository(str(config.paths.kernel_tree))
+        commit = repo.revparse_single(sha).peel(pygit2.Commit)
+        head = repo.revparse_single(of).peel(pygit2.Commit)
+    except (pygit2.GitError, KeyError, ValueError, pygit2.InvalidSpecError):
+        return None  # unknown, ambiguous or not a commit
+    if commit.id != head.id and not repo.descendant_of(head.id, commit.id):
+        return None
+    return str(commit.id)
+
+
+def commit_patch(config: Config, commit: str) -> str:
+    """The commit as a patch mail body would show it: its message, `---`, then its diff against its parent."""
+    show = git(Path(config.paths.kernel_tree), "show", "--no-color", "--no-ext-diff", "--format=%B%n---",
+               "--no-renames", commit, timeout=GIT_TIMEOUT)
+    return show.stdout

@@ -8,7 +8,8 @@ Crash safety: one daemon at a time (flock on patchsets/daemon.lock). Each run is
 database with its pid, process group and a marker put in its environment, which every child inherits
 (including build/boot processes that start their own sessions); a later run kills the process groups
 of the dead run's marked processes. The revision it was running goes back to the queue and resumes
-from its last finished stage (result.json); the report stage's replies table keeps sending single.
+from its last finished stage (result.json: a result whose inputs are unchanged is reused, the rule of
+bot/reuse.py that `bot check` follows too); the report stage's replies table keeps sending single.
 
 A round that cannot poll (5xx, timeouts, a malformed feed, after retries) is not a crash: the queue is
 still worked, `bot status` and the log say the poll failed, and `--once` exits 0. Exit 3: another
@@ -134,7 +135,7 @@ def process(config: Config, queue: Queue, run_id: int, message_id: str) -> None:
     try:
         run = pipeline.run(config, message_id, pipeline.parse_stages(",".join(config.daemon.stages)),
                            list(config.daemon.arches), progress=lambda line: log.info("%s", line),
-                           only=message_id, resume=True, on_stage=on_stage)
+                           only=message_id, on_stage=on_stage)
     except BadInput as e:
         queue.finish(message_id, "failed", f"bad input: {e}")
         event(f"{tag}: failed (bad input): {e}")

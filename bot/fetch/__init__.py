@@ -9,10 +9,13 @@ an mbox or a git range (a b4 prep branch, its sent revisions as the previous one
 patchsets/local-<...>/, listing no Message-IDs (fetch_local).
 
 Also here, for the daemon: polling the list for new series roots (fetch.poll) and reading one posting's
-patches from a thread (posting_in_thread).
+patches from a thread (posting_in_thread); for the walkdiff stage, through the pipeline: the patch a
+`Fixes:` line names, by its subject (find_fixed).
 
   archive.py    the public-inbox archive over HTTP (deadlines, retries) and b4's settings
-  discovery.py  threading, b4's revision queries, changelog links; one posting per version
+  discovery.py  threading, b4's revision queries, changelog links both ways; one posting per version
+  links.py      lore links in a posting, and whether one names an earlier revision
+  fixed.py      the patch a Fixes: line names, by its subject (for the walkdiff stage)
   assemble.py   completeness checks and b4's am-ready mbox of one posting
   saved.py      patchsets/<slug>/ on disk
   poll.py       new patch mail since a date (the daemon's poll)
@@ -30,6 +33,7 @@ from bot.errors import BadInput
 from bot.fetch.archive import Archive, b4_session, parse_msgid, split_mbox
 from bot.fetch.assemble import prepare
 from bot.fetch.discovery import Posting, discover, group_postings, posting_of
+from bot.fetch.fixed import find_fixed
 from bot.fetch.local import LocalSource, fetch_local
 from bot.fetch.poll import Entry, Poller, PollError, roots
 from bot.fetch.prep import Branch, prep_branch
@@ -37,8 +41,8 @@ from bot.fetch.saved import find_known, load, save, slugify
 from bot.results import RevisionResult, SeriesSummary
 
 __all__ = ["Archive", "Branch", "Entry", "LocalSource", "PollError", "Poller", "Posting", "b4_session",
-           "fetch_local", "fetch_series", "find_known", "has_message", "load", "parse_msgid", "posting_in_thread",
-           "prep_branch", "roots", "split_mbox"]
+           "fetch_local", "fetch_series", "find_fixed", "find_known", "has_message", "load", "parse_msgid",
+           "posting_in_thread", "prep_branch", "roots", "split_mbox"]
 
 
 def fetch_series(config: Config, target: str, refetch: bool = False,
@@ -56,6 +60,8 @@ def fetch_series(config: Config, target: str, refetch: bool = False,
         for rev in revisions:
             state = rev.problem or f"{len(rev.posting.patches)} patches"
             progress(f"  v{rev.posting.version}: {state} (found by {rev.posting.found_by})")
+        for line in found.notes + found.ignored:
+            progress(f"  note: {line}")
         mine = next(r for r in revisions if r.posting is found.requested)
         if mine.problem:
             raise BadInput(mine.problem)

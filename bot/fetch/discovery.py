@@ -1,11 +1,18 @@
 """Finding every revision of a series on the archive, without writing anything.
 
-Revisions are found in three ways, each recorded in `found_by`:
+Revisions are found in four ways, each recorded in `found_by`:
 - threading: postings in the same thread as the message asked for (v2 sent in reply to v1);
-- search: b4's own queries (change-id, else subject + author), sent to the archive's search;
+- search: b4's own queries (change-id, else subject + author), sent to the archive's search for every
+  revision found so far, so a newer posting with the same subject or change-id turns up from an old one;
 - changelog links: lore links that authors put in cover letters and changelogs
-  (`v2 -> v3: ... https://lore.kernel.org/<list>/<msgid>/`, `Link:` lines), followed until no new
-  posting turns up, since revisions are often unthreaded and subjects are renamed between them.
+  (`v2 -> v3: ... https://lore.kernel.org/<list>/<msgid>/`, `Link:` lines), followed to earlier revisions,
+  since revisions are often unthreaded and subjects are renamed between them (`changelog-link from v3`);
+- link-backs: a search for messages whose body names a known revision's Message-ID finds the later
+  revisions whose changelogs link back to it (`link-from:v2`).
+Rounds repeat until nothing new turns up, within [discovery] bounds (searches and link fetches per series,
+messages read per search answer); what a bound cut off is reported in series.json's notes. A posting
+reached by a link is taken only when the link says it is a revision (links.py); else it is another series,
+left out and listed in series.json's ignored.
 
 A posting is one revision as sent: a cover letter with its patches, or a patch 1/N with the rest.
 """
@@ -15,7 +22,6 @@ from __future__ import annotations
 import datetime
 import logging
 import re
-import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -25,19 +31,17 @@ import b4
 from bot.config import Config
 from bot.errors import BadInput
 from bot.fetch.archive import Archive
+from bot.fetch.links import change_id, linked_msgids, not_linked_why, revision_link
 from bot.patches import split_mbox
 from bot.results import RevisionRef, SeriesSummary
 
 log = logging.getLogger(__name__)
 
 # Lower is stronger evidence that a posting belongs to the series asked for.
-PRIORITY = {"requested": 0, "threading": 1, "changelog-link": 2, "search": 3}
-MAX_LINK_FETCHES = 30
+PRIORITY = {"requested": 0, "threading": 1, "changelog-link": 2, "link-from": 2, "search": 3}
+LINKED = ("changelog-link", "link-from")  # found through a link: taken only when the link says it is a revision
 MAX_VERSION = 999  # a subject claiming more is not a revision (it would overflow SQLite and paths)
 MAX_PATCHES = 999  # patches per posting ("[PATCH 1/100000]" is not a series we wait for)
-MAX_ROUNDS = 6
-LINK_HOSTS = ("lore.kernel.org", "lkml.kernel.org", "patch.msgid.link", "msgid.link")
-URL_RE = re.compile(r"https?://[^\s<>\"')\]]+")
 
 
 @dataclass
@@ -52,7 +56,7 @@ class Posting:
 
     @property
     def how(self) -> str:
-        return self.found_by.split(":")[0].split(" ")[0]
+        return re.split(r"[: ]", self.found_by, maxsplit=1)[0]
 
     @property
     def first(self) -> b4.LoreMessage:
@@ -73,26 +77,13 @@ class Found:
     chosen: list[Posting]
     ignored: list[str]
     lmsgs: dict[str, b4.LoreMessage]
+    notes: list[str] = field(default_factory=list)
 
     def summary(self, slug: str, msgid: str) -> SeriesSummary:
         first = self.requested.first
         return SeriesSummary(slug, first.full_subject, f"{first.fromname} <{first.fromemail}>", msgid,
-                             [RevisionRef(p.version, p.root, p.found_by) for p in self.chosen], self.ignored)
-
-
-def linked_msgids(lmsg: b4.LoreMessage, config: Config) -> set[str]:
-    """Message-IDs of lore links in a cover letter or patch (above and below the '---')."""
-    hosts = set(LINK_HOSTS) | {urllib.parse.urlparse(config.lore.url).netloc}
-    found = set()
-    text = lmsg.body.split("\ndiff --git ", 1)[0]
-    for url in URL_RE.findall(text):
-        parsed = urllib.parse.urlparse(url)
-        if parsed.netloc not in hosts:
-            continue
-        for part in parsed.path.split("/"):
-            if "@" in part:
-                found.add(urllib.parse.unquote(part).strip("<>"))
-    return found
+                             [RevisionRef(p.version, p.root, p.found_by) for p in self.chosen], self.ignored,
+                             notes=self.notes)
 
 
 def group_postings(msgs: Iterable[EmailMessage]) -> tuple[list[Posting], dict[str, b4.LoreMessage]]:
@@ -153,20 +144,39 @@ def posting_of(msgid: str, postings: list[Posting], lmsgs: dict[str, b4.LoreMess
     return None
 
 
+def thread_key(p: Posting) -> str:
+    """The first message of the thread a posting was sent in (its own root when it starts one)."""
+    refs = list(p.first.references)
+    return refs[0] if refs else p.root
+
+
+def _subject_key(p: Posting) -> str:
+    return " ".join(str(p.first.lsubject.subject).split()).casefold()
+
+
 class Discovery:
-    """Collects messages from the archive until every revision of a series is found."""
+    """Collects messages from the archive until every revision of a series is found, within [discovery]."""
 
     def __init__(self, archive: Archive, config: Config) -> None:
         self.archive = archive
         self.config = config
+        self.bounds = config.discovery
         self.msgs: dict[str, EmailMessage] = {}
         self.origin: dict[str, str] = {}  # Message-ID -> how its thread was found
         self.queries_done: set[str] = set()
         self.links_done: set[str] = set()
+        self.linkbacks_done: set[str] = set()
+        self.searches = 0
+        self.link_fetches = 0
+        self.notes: list[str] = []
+        self.rejected: dict[str, str] = {}  # posting root -> why it is not a revision of this series
 
     def add(self, raw: bytes, how: str) -> int:
+        return self._add_msgs(split_mbox(raw), how)
+
+    def _add_msgs(self, msgs: list[EmailMessage], how: str) -> int:
         new = 0
-        for msg in split_mbox(raw):
+        for msg in msgs:
             msgid = b4.LoreMessage.get_clean_msgid(msg)
             if msgid and msgid not in self.msgs:
                 self.msgs[msgid] = msg
@@ -174,25 +184,61 @@ class Discovery:
                 new += 1
         return new
 
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
     def run(self, msgid: str) -> tuple[Posting, list[Posting]]:
+        """The posting msgid belongs to, and every posting taken as a revision of its series."""
         self.add(self.archive.thread_mbox(msgid), "threading")
         if msgid not in self.msgs:
             raise BadInput(f"the archive's thread for <{msgid}> does not contain that message")
-        for _ in range(MAX_ROUNDS):
-            postings, lmsgs = group_postings(self.msgs.values())
-            requested = posting_of(msgid, postings, lmsgs)
-            if requested is None:
-                raise BadInput(self._not_a_series(msgid, lmsgs))
-            new = self._search(requested, postings) + self._follow_links(postings)
-            if not new:
+        for _ in range(self.bounds.max_rounds):
+            requested, members = self.state(msgid)
+            if not self._search(requested, members) + self._follow_links(members) + self._link_backs(members):
                 break
+        else:
+            self.note(f"stopped after {self.bounds.max_rounds} rounds ([discovery] max_rounds); more revisions "
+                      "may exist")
+        return self.state(msgid)
+
+    def state(self, msgid: str) -> tuple[Posting, list[Posting]]:
         postings, lmsgs = group_postings(self.msgs.values())
         requested = posting_of(msgid, postings, lmsgs)
-        assert requested is not None
+        if requested is None:
+            raise BadInput(self._not_a_series(msgid, lmsgs))
         for p in postings:
             p.found_by = self.origin[p.root]
         requested.found_by = "requested"
-        return requested, postings
+        return requested, self._members(requested, postings)
+
+    def _members(self, requested: Posting, postings: list[Posting]) -> list[Posting]:
+        """The requested author's postings that belong to the series: found by threading or change-id, by
+        subject search with the same subject, or by a link that names them as a revision (or in one thread
+        with such a posting). The others are recorded in self.rejected."""
+        author = requested.author_email.lower()
+        mine = [p for p in postings if p is requested or p.author_email.lower() == author]
+        accepted = [p for p in mine if p.how not in LINKED and p.found_by != "search:subject+author"]
+        pending = [p for p in mine if p not in accepted]
+        grew = True
+        while grew and pending:
+            grew = False
+            for p in list(pending):
+                if any(self._belongs(p, m) for m in accepted):
+                    accepted.append(p)
+                    pending.remove(p)
+                    grew = True
+        self.rejected = {p.root: (f"v{p.version} <{p.root}> ({p.found_by}): " + (
+            "another series: its subject only contains this one's" if p.how == "search"
+            else not_linked_why(p, accepted))) for p in pending}
+        return accepted
+
+    @staticmethod
+    def _belongs(p: Posting, m: Posting) -> bool:
+        if thread_key(p) == thread_key(m) or (p.how == "search" and _subject_key(p) == _subject_key(m)):
+            return True
+        newer, older = (p, m) if p.version > m.version else (m, p)
+        return revision_link(newer, older) is not None
 
     def _not_a_series(self, msgid: str, lmsgs: dict[str, b4.LoreMessage]) -> str:
         subject = _clip(" ".join(str(self.msgs[msgid].get("Subject", "")).split()), 100)
@@ -205,48 +251,77 @@ class Discovery:
                     f"has (max {MAX_PATCHES})")
         return f"<{msgid}> ({subject!r}) is not part of a patch series: no patch in its thread"
 
-    def _search(self, requested: Posting, postings: list[Posting]) -> int:
-        """b4's revision queries (as in b4.mbox.get_extra_series), with errors surfaced."""
+    # ---- the three ways out to the archive, each bounded
+
+    def _searched(self, query: str, how: str, what: str) -> int:
+        """Send one search (within the [discovery] max_searches budget), read at most max_hits messages."""
+        if self.searches >= self.bounds.max_searches:
+            self.note(f"search budget used up ([discovery] max_searches = {self.bounds.max_searches}): "
+                      f"{what} and later searches not sent")
+            return 0
+        self.searches += 1
+        msgs = split_mbox(self.archive.search(query))
+        if len(msgs) > self.bounds.max_hits:
+            self.note(f"search {_clip(query, 80)!r} answered {len(msgs)} messages; only the first "
+                      f"{self.bounds.max_hits} were read ([discovery] max_hits)")
+            msgs = msgs[: self.bounds.max_hits]
+        return self._add_msgs(msgs, how)
+
+    def _search(self, requested: Posting, members: list[Posting]) -> int:
+        """b4's revision queries (as in b4.mbox.get_extra_series) from every revision found, with errors
+        surfaced: newer postings with the same change-id, or the same subject and author."""
         new = 0
-        for p in postings:
-            if p is not requested and p.how != "changelog-link":
-                continue
-            first = p.first
-            cid = re.search(r"^change-id:\s+(\S+)", first.body, flags=re.I | re.M)
+        for p in [requested] + sorted((m for m in members if m is not requested), key=lambda m: -m.version):
+            first, cid = p.first, change_id(p)
             if cid:
-                query, how = f'nq:"change-id: {cid.group(1)}"', "search:change-id"
+                query, how = f'nq:"change-id: {cid}"', "search:change-id"
             else:
                 subject = first.lsubject.subject.replace('"', "")
                 query, how = f'(s:"{subject}" AND f:"{first.fromemail}")', "search:subject+author"
-            since = (first.date - datetime.timedelta(days=365)).strftime("%Y%m%d")
-            query = f"({query}) AND d:{since}.."
             if query in self.queries_done:
                 continue
             self.queries_done.add(query)
-            new += self.add(self.archive.search(query), how)
+            since = (first.date - datetime.timedelta(days=365)).strftime("%Y%m%d")
+            new += self._searched(f"({query}) AND d:{since}..", how, f"the {how} query of v{p.version}")
         return new
 
-    def _follow_links(self, postings: list[Posting]) -> int:
+    def _link_backs(self, members: list[Posting]) -> int:
+        """Later revisions whose changelogs link back: messages of the author naming a revision's Message-ID."""
         new = 0
-        for p in sorted(postings, key=lambda p: -p.version):
+        for p in sorted(members, key=lambda m: -m.version):
+            if p.root in self.linkbacks_done:
+                continue
+            self.linkbacks_done.add(p.root)
+            query = f'b:"{p.root.replace(chr(34), "")}" AND f:"{p.author_email}"'
+            new += self._searched(query, f"link-from:v{p.version}", f"the link-back search of v{p.version}")
+        return new
+
+    def _follow_links(self, members: list[Posting]) -> int:
+        new = 0
+        for p in sorted(members, key=lambda p: -p.version):
             for lmsg in [p.cover] + list(p.patches.values()):
                 if lmsg is None:
                     continue
                 for target in sorted(linked_msgids(lmsg, self.config) - self.links_done):
                     self.links_done.add(target)
-                    if target in self.msgs or len(self.links_done) > MAX_LINK_FETCHES:
+                    if target in self.msgs:
                         continue
+                    if self.link_fetches >= self.bounds.max_link_fetches:
+                        self.note(f"link budget used up ([discovery] max_link_fetches = "
+                                  f"{self.bounds.max_link_fetches}): <{target}> and later links not followed")
+                        continue
+                    self.link_fetches += 1
                     try:
                         raw = self.archive.thread_mbox(target)
                     except BadInput:
-                        log.info("changelog link to <%s> in v%d: not on the archive", target, p.version)
+                        self.note(f"v{p.version} links <{target}>, which is not on the archive")
                         continue
                     new += self.add(raw, f"changelog-link from v{p.version}")
         return new
 
 
 def choose_revisions(requested: Posting, postings: list[Posting]) -> tuple[list[Posting], list[str]]:
-    """One posting per version: the requested one's author only, the strongest evidence winning."""
+    """One posting per version (of the series' members), the strongest evidence winning."""
     chosen: dict[int, Posting] = {}
     ignored: list[str] = []
     for p in sorted(postings, key=lambda p: (PRIORITY[p.how], p.first.date)):
@@ -268,7 +343,7 @@ def choose_revisions(requested: Posting, postings: list[Posting]) -> tuple[list[
 def discover(config: Config, archive: Archive, msgid: str) -> Found:
     """Find the series that msgid belongs to and every revision of it; write nothing."""
     discovery = Discovery(archive, config)
-    requested, postings = discovery.run(msgid)
-    chosen, ignored = choose_revisions(requested, postings)
+    requested, members = discovery.run(msgid)
+    chosen, ignored = choose_revisions(requested, members)
     _, lmsgs = group_postings(discovery.msgs.values())
-    return Found(requested, chosen, ignored, lmsgs)
+    return Found(requested, chosen, list(discovery.rejected.values()) + ignored, lmsgs, discovery.notes)

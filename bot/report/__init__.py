@@ -17,10 +17,11 @@ from __future__ import annotations
 from bot.report.deliver import OnArchive, context, post, report
 from bot.report.verdict import verdict_parts
 from bot.report.view import render
-from bot.report.walkdiff_text import render_text
+from bot.report.walkdiff_text import render_fixes, render_text
 from bot.results import Outputs, StageContext
 
-__all__ = ["OnArchive", "context", "post", "render", "render_text", "report", "run_stage", "verdict_parts"]
+__all__ = ["OnArchive", "context", "post", "render", "render_fixes", "render_text", "report", "run_stage",
+           "verdict_parts"]
 
 
 def run_stage(ctx: StageContext, on_archive: OnArchive) -> Outputs:

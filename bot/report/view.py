@@ -23,7 +23,7 @@ import jinja2
 
 from bot.report import sections
 from bot.report.sections import WIDTH, wrap
-from bot.report.walkdiff_text import render_text
+from bot.report.walkdiff_text import render_fixes, render_text
 from bot.results import RevisionResult, SeriesSummary
 from bot.results.links import lore_link, reproduce_arches, reproduce_name, revision_file, series_page
 from bot.results.verdict import verdict_parts
@@ -54,10 +54,11 @@ def _walkdiff_text(result: RevisionResult) -> str:
         functions = stage.functions or []
         changed = any(e.get("change") != "unchanged" for f in functions for e in f.get("exits", [])) or any(
             f.get("notes") for f in functions)
+        fixes = "\n" + render_fixes(stage, width=WIDTH) if stage.fixes else ""
         if not changed and (stage.against or "base") != "base":
-            return f"walk exits unchanged since {stage.against}"
+            return f"walk exits unchanged since {stage.against}" + fixes
         if not changed:
-            return "walk exits unchanged from the base"
+            return "walk exits unchanged from the base" + fixes
     return render_text(stage, width=WIDTH)
 
 

@@ -35,11 +35,31 @@ def _exit_lines(head: str, sign: str, old: str, new: str | None, width: int) -> 
 
 
 def render_text(stage: WalkdiffResult, width: int = 100) -> str:
-    """The walkdiff paragraph of the email reply: one block per function, `+` added, `-` removed, `~` changed."""
+    """The walkdiff paragraph of the email reply: one block per function, `+` added, `-` removed, `~` changed;
+    then, for a fix, the block against the patch it fixes."""
     if not stage.ran:
         return "walk exits: not compared (walkdiff not run)"
     if stage.status != "ok":
         return f"walk exits: {stage.status}: {stage.detail}"
+    return "\n".join(t for t in (_functions(stage, width), render_fixes(stage, width)) if t)
+
+
+def render_fixes(stage: WalkdiffResult, width: int = 100) -> str:
+    """"against the patch it fixes": per Fixes: line, where that patch was found and the exits against it, or
+    in one line why not."""
+    out: list[str] = []
+    for fix in stage.fixes or []:
+        if fix.status == "ok":
+            where = (f"commit {(fix.found or '')[:12]} in the kernel tree" if fix.source == "git"
+                     else f"v{fix.version} <{fix.found}> on the archive")
+            out += _wrap(f"against the patch it fixes: {fix.line} ({where})", "", width)
+            out.append(_functions(fix, width))
+        else:  # one line, however long: it says one thing
+            out.append(f"against the patch it fixes: {fix.line}: {fix.detail}")
+    return "\n".join(out)
+
+
+def _functions(stage: WalkdiffResult, width: int) -> str:
     against, rev = stage.against or "base", stage.revision or "this revision"
     out: list[str] = []
     for f in stage.functions or []:

@@ -16,7 +16,7 @@ links.py where a series is published (the dashboard's paths, lore links), for th
 
 from __future__ import annotations
 
-from bot.results.context import Outputs, StageContext
+from bot.results.context import FindFixed, FixedPatch, Outputs, StageContext
 from bot.results.records import Record
 from bot.results.revision import (
     PER_ARCH_STAGES,
@@ -45,6 +45,7 @@ from bot.results.stages import (
     FetchResult,
     FileCoverage,
     Finding,
+    FixesWalkdiff,
     PatchRef,
     ReportResult,
     Scenario,
@@ -56,8 +57,9 @@ from bot.results.stages import (
 
 __all__ = [
     "PER_ARCH_STAGES", "SCHEMA_VERSION", "SINGLE_STAGES", "STATUSES", "AppliedCommit", "ApplyResult", "Base",
-    "BootResult", "BuildError", "BuildResult", "CompilerWarning", "FetchResult", "FileCoverage", "Finding",
-    "Outputs", "PatchInfo", "PatchRef", "Record", "ReportResult", "RevisionRef", "RevisionResult", "Scenario",
-    "SeriesSummary", "StageContext", "StageResult", "Stages", "Status", "StressResult", "WalkdiffResult",
-    "load_revision", "revision_dir", "save_revision", "write_bytes_atomic", "write_json_atomic",
+    "BootResult", "BuildError", "BuildResult", "CompilerWarning", "FetchResult", "FileCoverage", "FindFixed",
+    "Finding", "FixedPatch", "FixesWalkdiff", "Outputs", "PatchInfo", "PatchRef", "Record", "ReportResult",
+    "RevisionRef", "RevisionResult", "Scenario", "SeriesSummary", "StageContext", "StageResult", "Stages", "Status",
+    "StressResult", "WalkdiffResult", "load_revision", "revision_dir", "save_revision", "write_bytes_atomic",
+    "write_json_atomic",
 ]

@@ -77,7 +77,8 @@ class RevisionRef(Record):
 
 @dataclass
 class SeriesSummary(Record):
-    """series.json: the series and how each revision was found (message_ids: the lookup index of its mails)."""
+    """series.json: the series and how each revision was found (message_ids: the lookup index of its mails;
+    ignored: postings left out, and why)."""
 
     slug: str
     subject: str
@@ -87,6 +88,7 @@ class SeriesSummary(Record):
     ignored: list[str] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)
     local: str | None = None  # a local check, never posted: the `bot check` options it came from (--mbox F)
+    notes: list[str] = field(default_factory=list)  # what a [discovery] bound cut off, links not on the archive
     extra: dict[str, Any] = field(default_factory=dict)
 
 

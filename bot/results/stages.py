@@ -18,6 +18,8 @@ class StageResult(Record):
     status: Status
     detail: str
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True)
+    # What the result was made from (bot/reuse.py): a later run reuses it when today's inputs are the same.
+    inputs: dict[str, str] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -172,13 +174,33 @@ class StressResult(StageResult):
 
 @dataclass
 class WalkdiffResult(StageResult):
-    against: str | None = None  # "base", "v<N>"
+    against: str | None = None  # "base", "v<N>", "fixes:<sha12>"
     revision: str | None = None
     mode: str | None = None  # tree | hunks
     partial: bool | None = None
     functions: list[dict[str, Any]] | None = None
     notes: list[str] | None = None
     hunks_because: str | None = None
+    fixes: list[FixesWalkdiff] | None = None  # one per `Fixes:` line of the revision's patches
+
+    @property
+    def finished(self) -> bool:
+        """An archive error looking up a fixed patch is retried too."""
+        return super().finished and not any(f.status == "error" for f in self.fixes or [])
+
+
+@dataclass
+class FixesWalkdiff(WalkdiffResult):
+    """stages.walkdiff.fixes[]: the exits as the patch a `Fixes:` line names left them vs as this revision
+    leaves them. skipped: that patch was not found; failed: the line is malformed."""
+
+    line: str = ""  # the Fixes: line as written
+    patch: int | None = None  # the patch of this revision that carries it
+    sha: str | None = None
+    subject: str | None = None
+    source: str | None = None  # where the fixed patch was found: git (the kernel tree's history) | archive
+    found: str | None = None  # the fixed commit (git), or the Message-ID of the fixed patch's mail (archive)
+    version: int | None = None  # archive: the revision of its series the fixed patch was taken from
 
 
 @dataclass

@@ -111,12 +111,36 @@ def parse_apply_error(output: str, patch: Patch) -> Failure:
     return Failure(patch, file, hunk, message)
 
 
+def _small_index(tree: Path, base: str, paths: list[str], index: Path) -> None:
+    """An index holding only `paths` as they are at `base`: `git apply --cached` reads no other entries, and
+    reading all ~95k entries of a kernel tree into an index is most of a dry run's cost."""
+    repo = pygit2.Repository(str(tree))
+    files = repo.revparse_single(base).peel(pygit2.Commit).tree
+    idx = pygit2.Index(str(index))
+    for path in paths:
+        try:
+            entry = files[path]
+        except KeyError:
+            continue  # a new file (or not in the base: git apply says so)
+        if entry.type_str == "blob":
+            idx.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
+    idx.write()
+
+
 def dry_run(tree: Path, base: str, series: Series) -> Failure | None:
-    """Apply the whole series to a throwaway index at `base`; the work tree and real index are untouched."""
+    """Apply the whole series to a throwaway index at `base`; the work tree and real index are untouched.
+
+    One `git apply` of every patch first; only when that fails, patch by patch, to name the one that fails."""
     with tempfile.TemporaryDirectory(prefix="dry-", dir=tree / ".git") as tmp:
         env = kt.git_env()
         env["GIT_INDEX_FILE"] = str(Path(tmp) / "index")
-        kt.git(tree, "read-tree", base, env=env, timeout=APPLY_TIMEOUT)
+        _small_index(tree, base, series.paths(), Path(env["GIT_INDEX_FILE"]))
+        whole = kt.git(tree, "apply", "--cached", "-", env=env, check=False, timeout=APPLY_TIMEOUT,
+                       input="".join(p.diff if p.diff.endswith("\n") else p.diff + "\n" for p in series.patches))
+        if whole.returncode == 0:
+            return None
+        Path(env["GIT_INDEX_FILE"]).unlink()
+        _small_index(tree, base, series.paths(), Path(env["GIT_INDEX_FILE"]))
         for p in series.patches:
             out = kt.git(tree, "apply", "--cached", "--verbose", "-", env=env, check=False, timeout=APPLY_TIMEOUT,
                          input=p.diff)

@@ -32,6 +32,12 @@ def _models_of_files(files: Mapping[str, str], labels: list[str]) -> dict[str, F
     return out
 
 
+def changed_functions(before: Mapping[str, str], after: Mapping[str, str], labels: list[str]) -> set[str]:
+    """Functions whose text differs between two versions of some files (whole files)."""
+    bm, am = _models_of_files(before, labels), _models_of_files(after, labels)
+    return {n for n in set(bm) | set(am) if function_text(bm.get(n)) != function_text(am.get(n))}
+
+
 def walkdiff_tree(
     before: Mapping[str, str],
     after: Mapping[str, str],
@@ -116,9 +122,13 @@ def walkdiff_hunks(
     *,
     revision: str = "",
     against: str | None = None,
+    fixes: bool = False,
 ) -> WalkdiffResult:
     """Hunks mode: the patch bodies of revision N and of N-1 (None: against the base, seen through the `-`
-    side of N's hunks). Result is partial: code outside the hunks is unknown."""
+    side of N's hunks). Result is partial: code outside the hunks is unknown.
+
+    fixes: prev_bodies is the patch N fixes, made on an older tree: each side is seen as posted, and only
+    functions both change are compared."""
     res = WalkdiffResult("ok", "", against=against or ("base" if prev_bodies is None else "previous"),
                          revision=revision, mode="hunks", partial=True)
     try:
@@ -132,15 +142,17 @@ def walkdiff_hunks(
         after: dict[str, dict[int, Line]] = {}
         for path in sorted(set(cur) | set(prev or {})):
             c, p = cur.get(path), (prev or {}).get(path)
-            if prev is not None and c is not None and p is not None and not same_base(c, p):
-                notes.append(f"{path}: the two revisions are based on different trees; compared as posted")
+            if prev is not None and c is not None and p is not None and (fixes or not same_base(c, p)):
+                if not fixes:
+                    notes.append(f"{path}: the two revisions are based on different trees; compared as posted")
                 before[path], after[path] = view(p, None), view(c, None)
                 continue
             before[path] = view(p, c) if prev is not None else view(None, c)
             after[path] = view(c, p)
         bm, _ = _models_of_view(before, config.labels, {})
         am, _ = _models_of_view(after, config.labels, {})
-        touched = _touched(cur, config.labels) | (_touched(prev, config.labels) if prev else set())
+        mine, theirs = _touched(cur, config.labels), (_touched(prev, config.labels) if prev else set())
+        touched = mine & theirs if fixes else mine | theirs
         res = compare(bm, am, touched, config, res)
         res.notes = notes
         return res

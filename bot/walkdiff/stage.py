@@ -1,14 +1,16 @@
-"""The walkdiff runner: tree mode when this revision and the one before it applied, else hunks mode."""
+"""The walkdiff runner: tree mode when this revision and the one before it applied, else hunks mode; and for
+each `Fixes:` line, the exits against the patch it fixes (fixes.py; the archive lookup is handed in)."""
 
 from __future__ import annotations
 
 from bot import repo
 from bot.patches import Series, parse_mbox
-from bot.results import Outputs, StageContext
+from bot.results import FindFixed, Outputs, StageContext
+from bot.walkdiff.fixes import fixes_walkdiffs
 from bot.walkdiff.modes import C_SUFFIXES, walkdiff_hunks, walkdiff_tree
 
 
-def run_stage(ctx: StageContext) -> Outputs:
+def run_stage(ctx: StageContext, find_fixed: FindFixed = lambda _subject: None) -> Outputs:
     result, prev, config = ctx.revision, ctx.previous, ctx.config
     against = f"v{prev.version}" if prev else "base"
     mbox = ctx.rdir / "series.mbx"
@@ -26,4 +28,5 @@ def run_stage(ctx: StageContext) -> Outputs:
         stage = walkdiff_hunks(series.bodies(), prev_series.bodies() if prev_series else None, config.walkdiff,
                                revision=f"v{result.version}", against=against)
         stage.hunks_because = why
+    stage.fixes = fixes_walkdiffs(config, series, result, find_fixed) or None
     return {"walkdiff": stage}

@@ -33,7 +33,8 @@ def _check(inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     proc = run_bot("check", v3.cover_msgid, "--config", str(config), "--stages", "fetch,apply,walkdiff", "--json",
                    cwd=work, timeout=900)
     assert proc.returncode == 0, proc.stderr
-    yield {"out": json.loads(proc.stdout), "generated": generated, "work": work}
+    yield {"out": json.loads(proc.stdout), "generated": generated, "work": work, "config": config,
+           "target": v3.cover_msgid}
 
 
 def rev(run: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -88,3 +89,13 @@ def test_revision_that_does_not_apply_gets_a_hunk_walkdiff(run: dict[str, Any]) 
     stage = rev(run, "broken")["stages"]["walkdiff"]
     assert stage["mode"] == "hunks" and stage["partial"] is True
     assert stage["hunks_because"] == "this revision did not apply"
+
+
+def test_a_repeat_check_reuses_every_result(run: dict[str, Any]) -> None:
+    args = ("check", run["target"], "--config", str(run["config"]), "--stages", "fetch,apply,walkdiff")
+    proc = run_bot(*args, cwd=run["work"], timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("reused (inputs unchanged)") == 10  # apply and walkdiff of v1..v5 (v5 failed: final)
+    assert "reused: 10 stage results" in proc.stdout
+    again = run_bot(*args, "--json", cwd=run["work"], timeout=900)
+    assert json.loads(again.stdout) == run["out"]
