@@ -20,13 +20,15 @@ class Arch:
     qemu_package: str
     console: str  # the serial console device in the guest
     machine: tuple[str, ...]  # QEMU machine/CPU arguments
+    debian: str  # the Debian architecture (packages for the VM's static programs)
+    triplet: str  # the multiarch library directory, /usr/lib/<triplet>
 
 
 ARCHES: dict[str, Arch] = {
     "x86_64": Arch("x86_64", "x86_64", "x86", "bzImage", "arch/x86/boot/bzImage", "gcc", "qemu-system-x86", "ttyS0",
-                   ("-M", "pc")),
+                   ("-M", "pc"), "amd64", "x86_64-linux-gnu"),
     # pauth-impdef: QEMU's cheap pointer-auth hash; the architected one dominates TCG time on arm64
     "arm64": Arch("arm64", "arm64", "arm64", "Image", "arch/arm64/boot/Image", "gcc-aarch64-linux-gnu",
-                  "qemu-system-arm", "ttyAMA0", ("-M", "virt", "-cpu", "max,pauth-impdef=on")),
+                  "qemu-system-arm", "ttyAMA0", ("-M", "virt", "-cpu", "max,pauth-impdef=on"), "arm64", "aarch64-linux-gnu"),
 }
 NAMES: tuple[str, ...] = tuple(ARCHES)

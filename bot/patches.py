@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.errors
 import email.header
@@ -247,6 +248,11 @@ def sanitize_headers(msg: EmailMessage) -> list[str]:
         else:
             clean = _CONTROL.sub(" ", _decoded(value)).strip()
         _replace_raw(msg, name, value, clean)
+        try:
+            str(msg.policy.header_fetch_parse(name, clean))
+        except Exception:  # noqa: BLE001 - still unreadable: keep the bare addresses (or nothing but text)
+            bare = ", ".join(email.utils.getaddresses([clean])[i][1] for i in range(len(_address_parts(clean))))
+            _replace_raw(msg, name, clean, bare if name.lower() in _ADDRESS_HEADERS else "?")
     return fixed
 
 
@@ -271,7 +277,11 @@ def _clean_address(part: str) -> str:
     m = re.fullmatch(r"\s*(.*?)\s*<([^<>]*)>\s*", part, re.S)
     name, addr = (m.group(1), m.group(2)) if m else ("", part)
     name = _CONTROL.sub(" ", _decoded(name).strip('"')).strip()
-    return email.utils.formataddr((name, _CONTROL.sub("", addr).strip()))
+    addr = _CONTROL.sub("", addr).strip()
+    if "=?" in name:  # an encoded word inside the decoded name: encode the literal text, so it decodes once
+        # by hand: b4 turns off the email package's header encoding for utf-8
+        return f"=?utf-8?b?{base64.b64encode(name.encode('utf-8', 'surrogateescape')).decode()}?= <{addr}>"
+    return email.utils.formataddr((name, addr))
 
 
 def _decoded(value: str) -> str:

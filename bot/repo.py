@@ -156,3 +156,45 @@ def commit_patch(config: Config, commit: str) -> str:
     show = git(Path(config.paths.kernel_tree), "show", "--no-color", "--no-ext-diff", "--format=%B%n---",
                "--no-renames", commit, timeout=GIT_TIMEOUT)
     return show.stdout
+
+
+def tree_ids(tree: Path, ref: str, paths: list[str]) -> dict[str, str]:
+    """The git object id of each path (file or directory) at `ref`, "-" where it is missing: a cheap exact key
+    for "these sources are unchanged"."""
+    repo = pygit2.Repository(str(tree))
+    root = repo.revparse_single(ref).peel(pygit2.Commit).tree
+    out = {}
+    for path in paths:
+        try:
+            out[path] = str(root[path].id)
+        except KeyError:
+            out[path] = "-"
+    return out
+
+
+def export_paths(tree: Path, ref: str, paths: list[str], dest: Path) -> None:
+    """Write `paths` (files or whole directories) as they are at `ref` under dest, from git objects (no
+    checkout, whatever the work tree holds); missing paths are skipped, symlinks written as links."""
+    repo = pygit2.Repository(str(tree))
+    root = repo.revparse_single(ref).peel(pygit2.Commit).tree
+
+    def write(obj: pygit2.Object, mode: int, path: Path) -> None:
+        if isinstance(obj, pygit2.Tree):
+            path.mkdir(parents=True, exist_ok=True)
+            for entry in obj:
+                write(repo[entry.id], entry.filemode, path / entry.name)
+        elif isinstance(obj, pygit2.Blob):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if mode == pygit2.enums.FileMode.LINK:
+                path.symlink_to(obj.data.decode())
+            else:
+                path.write_bytes(obj.data)
+                if mode == pygit2.enums.FileMode.BLOB_EXECUTABLE:
+                    path.chmod(0o755)
+
+    for p in paths:
+        try:
+            entry = root[p]
+        except KeyError:
+            continue
+        write(repo[entry.id], entry.filemode, dest / p)

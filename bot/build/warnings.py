@@ -7,6 +7,7 @@ a patch that adds lines above an old warning moves it without making it new.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -98,9 +99,21 @@ def line_reader(src: Path, build: Path) -> Callable[[str, int], str]:
 
 
 def new_diagnostics(after: Iterable[Diagnostic], before: Iterable[Diagnostic]) -> list[Diagnostic]:
-    """Diagnostics in `after` whose (file, message, line text) is not in `before`."""
+    """Diagnostics in `after` whose (file, message, line text) is not in `before` -- except one whose line the
+    patch edited while the base had the same message in that file unmatched (a warning the base had on the
+    line before the edit): that is the old warning, not a new one."""
+    before = list(before)
     known = {d.key for d in before}
-    return [d for d in after if d.key not in known]
+    spare = Counter((d.file, d.message) for d in before if d.key not in {a.key for a in after})
+    new = []
+    for d in after:
+        if d.key in known:
+            continue
+        if spare[(d.file, d.message)] > 0:
+            spare[(d.file, d.message)] -= 1
+            continue
+        new.append(d)
+    return new
 
 
 def first_error(diags: Iterable[Diagnostic], log: str) -> str:

@@ -33,6 +33,7 @@ from bot.results.revision import (
     write_bytes_atomic,
     write_json_atomic,
 )
+from bot.results.selftests import FAILING, SelftestRun, SelftestsResult
 from bot.results.stages import (
     STATUSES,
     AppliedCommit,
@@ -49,6 +50,7 @@ from bot.results.stages import (
     PatchRef,
     ReportResult,
     Scenario,
+    SelftestsBuild,
     StageResult,
     Status,
     StressResult,
@@ -56,10 +58,10 @@ from bot.results.stages import (
 )
 
 __all__ = [
-    "PER_ARCH_STAGES", "SCHEMA_VERSION", "SINGLE_STAGES", "STATUSES", "AppliedCommit", "ApplyResult", "Base",
-    "BootResult", "BuildError", "BuildResult", "CompilerWarning", "FetchResult", "FileCoverage", "FindFixed",
-    "Finding", "FixedPatch", "FixesWalkdiff", "Outputs", "PatchInfo", "PatchRef", "Record", "ReportResult",
-    "RevisionRef", "RevisionResult", "Scenario", "SeriesSummary", "StageContext", "StageResult", "Stages", "Status",
-    "StressResult", "WalkdiffResult", "load_revision", "revision_dir", "save_revision", "write_bytes_atomic",
-    "write_json_atomic",
+    "AppliedCommit", "ApplyResult", "Base", "BootResult", "BuildError", "BuildResult", "CompilerWarning", "FAILING",
+    "FetchResult", "FileCoverage", "FindFixed", "Finding", "FixedPatch", "FixesWalkdiff", "Outputs",
+    "PER_ARCH_STAGES", "PatchInfo", "PatchRef", "Record", "ReportResult", "RevisionRef", "RevisionResult",
+    "SCHEMA_VERSION", "SINGLE_STAGES", "STATUSES", "Scenario", "SelftestRun", "SelftestsBuild", "SelftestsResult",
+    "SeriesSummary", "StageContext", "StageResult", "Stages", "Status", "StressResult", "WalkdiffResult",
+    "load_revision", "revision_dir", "save_revision", "write_bytes_atomic", "write_json_atomic",
 ]

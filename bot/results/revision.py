@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.errors import OperationalError
 from bot.results.records import Record
+from bot.results.selftests import SelftestsResult
 from bot.results.stages import (
     ApplyResult,
     Base,
@@ -27,7 +28,7 @@ from bot.results.stages import (
 )
 
 SCHEMA_VERSION = 2
-PER_ARCH_STAGES = ("build", "boot", "stress")
+PER_ARCH_STAGES = ("build", "boot", "stress", "selftests")
 SINGLE_STAGES = ("fetch", "apply", "walkdiff", "report")
 LEGACY_NOT_RUN = "stage not run"  # schema 1 spelled not_run as skipped with this detail
 
@@ -40,6 +41,7 @@ class Stages(Record):
     build: dict[str, BuildResult] = field(default_factory=dict)
     boot: dict[str, BootResult] = field(default_factory=dict)
     stress: dict[str, StressResult] = field(default_factory=dict)
+    selftests: dict[str, SelftestsResult] = field(default_factory=dict)
     walkdiff: WalkdiffResult = field(default_factory=WalkdiffResult.not_run)
     report: ReportResult = field(default_factory=ReportResult.not_run)
     extra: dict[str, Any] = field(default_factory=dict)

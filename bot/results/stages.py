@@ -115,6 +115,20 @@ class BuildError(Record):
 
 
 @dataclass
+class SelftestsBuild(Record):
+    """tools/testing/selftests/mm built statically for one arch from one tree (cached by `key`)."""
+
+    key: str  # hash of the selftests' sources, the uapi headers, the compiler and the libraries
+    dir: str  # the binaries
+    built: list[str] = field(default_factory=list)
+    not_built: dict[str, str] = field(default_factory=dict)  # binary -> why (the first compiler error)
+    wanted: list[str] = field(default_factory=list)  # every binary the tree's Makefile builds for this arch
+    log: str | None = None
+    seconds: float | None = None  # 0 when it came from the cache
+    notes: list[str] = field(default_factory=list)  # e.g. libraries not available for this arch
+
+
+@dataclass
 class BuildResult(StageResult):
     log: str | None = None
     fragments: list[str] | None = None
@@ -130,6 +144,8 @@ class BuildResult(StageResult):
     image: str | None = None
     config: str | None = None  # the .config used
     base_image: str | None = None  # the base kernel, kept so boot can tell old findings from new
+    selftests: SelftestsBuild | None = None  # tools/testing/selftests/mm of this revision, built for the VM
+    base_selftests: SelftestsBuild | None = None  # the same of the base, run on the base kernel
     log_tail: list[str] | None = None
     error: BuildError | None = None
 
@@ -143,6 +159,7 @@ class Finding(Record):
     fingerprint: str
     excerpt: str
     scenario: str | None = None  # the stress scenario running when it was printed
+    selftest: str | None = None  # the selftest running when it was printed
     preexisting: bool | None = None  # None: the base kernel was not booted
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -21,15 +20,14 @@ from pathlib import Path
 import pygit2
 
 from bot import proc
+from bot.apt import PrivateApt, deb_version
 from bot.config import Config
 from bot.errors import OperationalError
 from bot.repo import DEBIAN_PREFIX, GIT_TIMEOUT, REMOTE_PREFIX, base_branches, git, git_env
 
 log = logging.getLogger(__name__)
 
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
-APT_TIMEOUT = 1800.0  # the .deb is ~150 MB
 UNPACK_TIMEOUT = 1800.0
 
 
@@ -75,75 +73,6 @@ def dir_bytes(path: Path) -> int:
 
 
 # ---------------------------------------------------------------- debian
-
-
-class PrivateApt:
-    """apt-get/apt-cache with their own sources, lists and cache under the bot's cache dir."""
-
-    def __init__(self, root: Path, mirror: str, suite: str) -> None:
-        self.root = root
-        self.sources = root / "sources.list"
-        for d in ("state/lists/partial", "cache/archives/partial", "etc/preferences.d", "etc/apt.conf.d"):
-            (root / d).mkdir(parents=True, exist_ok=True)
-        line = f"deb [signed-by={KEYRING}] {mirror} {suite} main\n"
-        if not self.sources.exists() or self.sources.read_text() != line:
-            self.sources.write_text(line)
-
-    def opts(self) -> list[str]:
-        r = self.root
-        return [
-            "-o",
-            f"Dir::Etc::SourceList={self.sources}",
-            "-o",
-            "Dir::Etc::SourceParts=/dev/null",
-            "-o",
-            f"Dir::Etc::Preferences={r}/etc/preferences",
-            "-o",
-            f"Dir::Etc::PreferencesParts={r}/etc/preferences.d",
-            "-o",
-            f"Dir::State={r}/state",
-            "-o",
-            f"Dir::State::Lists={r}/state/lists",
-            "-o",
-            f"Dir::Cache={r}/cache",
-            "-o",
-            "Dir::Cache::pkgcache=",  # no binary caches to go stale
-            "-o",
-            "Dir::Cache::srcpkgcache=",
-            "-o",
-            "APT::Get::List-Cleanup=0",
-            "-o",
-            "Acquire::Languages=none",
-            "-o",
-            "Debug::NoLocking=1",  # our own dirs; don't contend with the system's apt lock
-        ]
-
-    def update(self) -> None:
-        proc.run(["apt-get", *self.opts(), "-q", "update"], timeout=APT_TIMEOUT, check=True)
-
-    def candidate(self, package: str) -> str | None:
-        out = proc.run(["apt-cache", *self.opts(), "policy", package], timeout=120)
-        m = re.search(r"^\s*Candidate:\s*(\S+)", out.stdout, re.M)
-        return m.group(1) if m and m.group(1) != "(none)" else None
-
-    def available(self, prefix: str) -> list[str]:
-        out = proc.run(["apt-cache", *self.opts(), "search", "--names-only", f"^{re.escape(prefix)}"], timeout=120)
-        return sorted(line.split(" ", 1)[0] for line in out.stdout.splitlines() if line.strip())
-
-    def download(self, package: str, version: str, dest: Path) -> Path:
-        dest.mkdir(parents=True, exist_ok=True)
-        proc.run(["apt-get", *self.opts(), "-q", "download", f"{package}={version}"], timeout=APT_TIMEOUT, cwd=dest,
-                 check=True)
-        debs = sorted(dest.glob(f"{package}_*.deb"))
-        match = [d for d in debs if deb_version(d) == version]
-        if not match:
-            raise OperationalError(f"apt-get download {package}={version} left no .deb in {dest}")
-        return match[0]
-
-
-def deb_version(deb: Path) -> str:
-    """The version from a pool file name: linux-source-7.2_7.2.1-1_all.deb -> 7.2.1-1 (epoch ':' is %3a)."""
-    return deb.name.split("_")[1].replace("%3a", ":")
 
 
 def branch_for(version: str) -> str:

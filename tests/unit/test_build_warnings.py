@@ -67,3 +67,11 @@ def test_first_error():
 def test_json_round_trip():
     d = bw.Diagnostic("mm/a.c", 2, "warning", "m", "int x;")
     assert bw.Diagnostic.from_json(d.to_json()) == d
+
+
+def test_a_warning_on_a_line_the_patch_edited_is_the_old_one_but_a_second_of_its_kind_is_new() -> None:
+    base = [bw.Diagnostic("mm/rmap.c", 18, "warning", "implicit declaration of function 'f'", "if (f(x))")]
+    edited = bw.Diagnostic("mm/rmap.c", 18, "warning", "implicit declaration of function 'f'", "if (f(x) && y)")
+    assert bw.new_diagnostics([edited], base) == []
+    another = bw.Diagnostic("mm/rmap.c", 40, "warning", "implicit declaration of function 'f'", "return f(z);")
+    assert bw.new_diagnostics([edited, another], base) == [another]

@@ -111,3 +111,22 @@ def test_mbox_with_a_broken_patch_or_none_is_bad_input(tmp_path) -> None:
         parse_mbox(mail("[PATCH 0/1] cover only", "blurb", "c@x").encode())
     with pytest.raises(BadInput, match="cannot read mbox"):
         parse_mbox(tmp_path / "missing.mbx")
+
+
+@pytest.mark.parametrize("value", [
+    "=?utf-8?q?Troll=0ABcc:_x?= <t@example.org>",  # an encoded CR/LF in the name
+    "=?utf-8?b?DQo9P3V0Zi04P3E/eD0wQXk/PQ==?= <t@example.org>",  # decodes to CR LF and another encoded CR/LF
+])
+def test_a_hostile_from_header_becomes_readable_for_b4(value: str) -> None:
+    import email
+    import email.policy
+
+    import b4
+
+    from bot.patches import sanitize_headers
+
+    raw = f"From: {value}\nMessage-ID: <h@x>\nSubject: [PATCH] x\n\nbody\n".encode()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert sanitize_headers(msg) == ["From"]
+    assert "t@example.org" in str(msg["from"]) and "\n" not in str(msg["from"])
+    b4.LoreMessage(msg)  # b4 reads every From: header: it must not raise

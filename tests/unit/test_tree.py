@@ -10,6 +10,7 @@ import pygit2
 import pytest
 
 from bot import repo
+from bot.apt import PrivateApt, deb_version
 from bot.config import Config, PathsConfig, TreeConfig
 from bot.errors import OperationalError
 from bot.tree import sources as kt
@@ -61,7 +62,7 @@ def test_unknown_source(tmp_path):
 
 
 def test_private_apt_never_points_at_system_sources(tmp_path):
-    apt = kt.PrivateApt(tmp_path / "apt", "http://deb.debian.org/debian", "unstable")
+    apt = PrivateApt(tmp_path / "apt", "http://deb.debian.org/debian", "unstable")
     opts = " ".join(apt.opts())
     assert f"Dir::Etc::SourceList={tmp_path}/apt/sources.list" in opts
     assert "Dir::Etc::SourceParts=/dev/null" in opts and f"Dir::State={tmp_path}/apt/state" in opts
@@ -71,8 +72,8 @@ def test_private_apt_never_points_at_system_sources(tmp_path):
 
 
 def test_version_helpers():
-    assert kt.deb_version(Path("linux-source-7.2_7.2.13-1_all.deb")) == "7.2.13-1"
-    assert kt.deb_version(Path("linux-source-7.2_1%3a7.2~rc1-1_all.deb")) == "1:7.2~rc1-1"
+    assert deb_version(Path("linux-source-7.2_7.2.13-1_all.deb")) == "7.2.13-1"
+    assert deb_version(Path("linux-source-7.2_1%3a7.2~rc1-1_all.deb")) == "1:7.2~rc1-1"
     assert kt.branch_for("1:7.2~rc1-1") == "debian/1%7.2_rc1-1"
 
 
@@ -122,9 +123,9 @@ def test_debian_setup_from_cached_deb_forced_add_reproducible_and_idempotent(tmp
 
 
 def test_debian_package_gone_names_what_is_available(tmp_path, monkeypatch):
-    monkeypatch.setattr(kt.PrivateApt, "update", lambda self: None)
-    monkeypatch.setattr(kt.PrivateApt, "candidate", lambda self, p: {"linux-source-7.3": "7.3.1-1"}.get(p))
-    monkeypatch.setattr(kt.PrivateApt, "available", lambda self, prefix: ["linux-source-7.3"])
+    monkeypatch.setattr(PrivateApt, "update", lambda self: None)
+    monkeypatch.setattr(PrivateApt, "candidate", lambda self, p: {"linux-source-7.3": "7.3.1-1"}.get(p))
+    monkeypatch.setattr(PrivateApt, "available", lambda self, prefix: ["linux-source-7.3"])
     cfg = Config(paths=PathsConfig(kernel_tree=tmp_path / "kernel-tree", cache=tmp_path / "cache"))
     with pytest.raises(
         OperationalError, match=r"linux-source-7.2 is not in .* available: linux-source-7.3 \(7.3.1-1\)"
