@@ -182,7 +182,7 @@ def export_paths(tree: Path, ref: str, paths: list[str], dest: Path) -> None:
         if isinstance(obj, pygit2.Tree):
             path.mkdir(parents=True, exist_ok=True)
             for entry in obj:
-                write(repo[entry.id], entry.filemode, path / entry.name)
+                write(repo[entry.id], entry.filemode, path / str(entry.name))
         elif isinstance(obj, pygit2.Blob):
             path.parent.mkdir(parents=True, exist_ok=True)
             if mode == pygit2.enums.FileMode.LINK:
