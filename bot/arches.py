@@ -29,6 +29,7 @@ ARCHES: dict[str, Arch] = {
                    ("-M", "pc"), "amd64", "x86_64-linux-gnu"),
     # pauth-impdef: QEMU's cheap pointer-auth hash; the architected one dominates TCG time on arm64
     "arm64": Arch("arm64", "arm64", "arm64", "Image", "arch/arm64/boot/Image", "gcc-aarch64-linux-gnu",
-                  "qemu-system-arm", "ttyAMA0", ("-M", "virt", "-cpu", "max,pauth-impdef=on"), "arm64", "aarch64-linux-gnu"),
+                  "qemu-system-arm", "ttyAMA0", ("-M", "virt", "-cpu", "max,pauth-impdef=on"),
+                  "arm64", "aarch64-linux-gnu"),
 }
 NAMES: tuple[str, ...] = tuple(ARCHES)
