@@ -7,6 +7,7 @@ Exit codes: 0 the run completed (whatever the verdicts), 1 the series is bad inp
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -129,6 +130,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bot import pipeline
 
     cfg = configmod.load(args.config)
+    if args.full:  # a different config: results of the default set are not reused for it
+        cfg = dataclasses.replace(cfg, selftests=dataclasses.replace(cfg.selftests, full=True))
     stages = pipeline.parse_stages(args.stages)
     arches = _arches(args.arch)
     target = _target(args)
@@ -278,6 +281,8 @@ def _check_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     check.add_argument("--rerun", nargs="?", const="all", metavar="STAGES",
                        help="make these stages' results again (default: all asked for), even when their inputs "
                        "are unchanged")
+    check.add_argument("--full", action="store_true", help="run every mm selftest run_vmtests.sh runs (budget "
+                       "[selftests] full_budget_s), not the default set")
     check.set_defaults(func=cmd_check)
 
 

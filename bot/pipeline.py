@@ -46,7 +46,7 @@ Progress = Callable[[str], None]
 StageHook = Callable[[str, RevisionResult], None]  # (stage, revision) before the stage runs
 Runner = Callable[[StageContext], Outputs]
 
-# Per-revision stages after fetch, in order. A runner may fill more than one stage (boot: boot and stress).
+# Per-revision stages after fetch, in order. A runner may fill more than one stage (boot: boot, stress, selftests).
 RUNNERS: dict[str, Runner] = {
     "apply": tree.run_stage,
     "build": build.run_stage,
@@ -54,7 +54,7 @@ RUNNERS: dict[str, Runner] = {
     "walkdiff": lambda ctx: walkdiff.run_stage(ctx, functools.partial(fetch.find_fixed, ctx.config)),
     "report": lambda ctx: report.run_stage(ctx, functools.partial(fetch.has_message, ctx.config)),
 }
-FILLS = {"boot": ("boot", "stress")}  # stages a runner fills besides its own name
+FILLS = {"boot": ("boot", "stress", "selftests")}  # stages a runner fills besides its own name
 CONTEXT_STAGES = ("apply",)  # what a local check runs for the revisions before the one checked (walkdiff)
 USES_WORK_TREE = ("apply", "build")  # stages that check out in kernel-tree/: one process at a time
 

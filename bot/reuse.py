@@ -30,8 +30,8 @@ REUSABLE = ("apply", "build", "boot", "walkdiff")
 # The config sections each stage reads (per-arch stages also read their [arch.<name>]).
 SECTIONS: Mapping[str, tuple[str, ...]] = {
     "apply": ("tree",),
-    "build": ("build",),
-    "boot": ("build", "boot", "stress"),
+    "build": ("build", "selftests"),
+    "boot": ("build", "boot", "stress", "selftests"),
     "walkdiff": ("walkdiff",),
 }
 

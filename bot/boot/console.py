@@ -1,4 +1,5 @@
-"""Parse a QEMU serial console log: stress verdicts (STRESS/RESULT lines) and kernel findings.
+"""Parse a QEMU serial console log: stress verdicts (STRESS/RESULT lines) and kernel findings, each with the
+stress scenario or the selftest (selftests/tap.py parses their frames) that was running when it was printed.
 
 Findings are the kernel's own reports: `BUG:` (incl. KASAN), `kernel BUG at`, `WARNING:`, Oops, `Kernel panic`,
 soft/hard lockups and RCU stalls. Each gets its first line, a fingerprint (kind + type + function, with no
@@ -20,7 +21,9 @@ _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control chars except tab/newl
 _STRESS = re.compile(r"^STRESS (\S+) (PASS|FAIL)\b ?(.*)$")
 _BEGIN = re.compile(r"^STRESS-BEGIN (\S+)")
 _RESULT = re.compile(r"^RESULT: (PASS|FAIL)\b")
-_USERSPACE = re.compile(r"^(# stress:|STRESS-BEGIN |STRESS |RESULT: )|Run /init as init process")
+_USERSPACE = re.compile(r"^(# stress:|STRESS-BEGIN |STRESS |RESULT: |### SELFTESTS )|Run /init as init process")
+_TEST_BEGIN = re.compile(r"^### BEGIN \d+ attempt=\d+ ::\s*(.*)$")  # the selftests runner's frames
+_TEST_END = re.compile(r"^### (END|SELFTESTS done) ")
 # kernel function in a report: "RIP: 0010:func+0x12/0x40", "pc : func+0x..", "in func+0x.."
 _FUNC = re.compile(r"(?:RIP: \d+:|pc : |\bin |\bat )([A-Za-z_][A-Za-z0-9_.]*)\+0x[0-9a-f]+")
 
@@ -53,6 +56,7 @@ class Console:
     scenarios: list[Scenario] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     running: str | None = None  # the scenario begun last (for a timeout: where it hung)
+    selftest: str | None = None  # the selftest running (its command), while its frame is open
     last_line: str = ""
 
 
@@ -134,6 +138,12 @@ def parse(text: str) -> Console:
         if m := _RESULT.match(line):
             con.result = m.group(1).lower()
             continue
+        if m := _TEST_BEGIN.match(line):
+            con.selftest = m.group(1).split("[")[0].strip()  # a printk may have cut into it
+            continue
+        if _TEST_END.match(line):
+            con.selftest = None
+            continue
         hit = None if _END.match(line.strip()) else _classify(line)
         if hit is None:
             continue
@@ -148,7 +158,6 @@ def parse(text: str) -> Console:
             end += 1
         excerpt = bare[i:end]
         open_until = end - 1
-        con.findings.append(
-            Finding(kind, line.strip(), _fingerprint(kind, match, excerpt), "\n".join(excerpt).rstrip(), con.running)
-        )
+        con.findings.append(Finding(kind, line.strip(), _fingerprint(kind, match, excerpt),
+                                    "\n".join(excerpt).rstrip(), con.running, con.selftest))
     return con

@@ -69,9 +69,11 @@ def choose_accel(arch: str, wanted: str) -> str:
 
 def qemu_command(config: Config, arch: str, kernel: Path, initrd: Path, accel: str) -> list[str]:
     a = ARCHES[arch]
-    # dmapool_checks: DMAPOOL_TEST (compiled for coverage) times itself at every boot, 2x the boot under TCG
+    # dmapool_checks: DMAPOOL_TEST (compiled for coverage) times itself at every boot, 2x the boot under TCG.
+    # printk.time: kernel lines are told from a selftest's output by their timestamp (selftests/tap.py).
+    # numa=fake=2: two nodes for the selftests that migrate between nodes (NUMA_EMU; no ACPI/DT nodes here).
     cmdline = (f"console={a.console} panic=-1 oops=panic loglevel=7 rdinit=/init initcall_blacklist=dmapool_checks "
-               f"{config.boot.cmdline}").strip()
+               f"printk.time=1 numa=fake=2 {tsc_hint(arch, accel)}{config.boot.cmdline}").strip()
     accel_args = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg"]
     if arch == "arm64":
         accel_args = ["-accel", "tcg"]  # -cpu max is in the machine args
@@ -81,6 +83,27 @@ def qemu_command(config: Config, arch: str, kernel: Path, initrd: Path, accel: s
         "-nographic", "-no-reboot", "-nic", "none",
         "-kernel", str(kernel), "-initrd", str(initrd), "-append", cmdline,
     ]  # fmt: skip
+
+
+def tsc_hint(arch: str, accel: str, cpuinfo: str | None = None) -> str:
+    """x86_64 under TCG: `tsc_early_khz=<host TSC kHz> ` (the guest's TSC runs at the host's rate). Without ACPI
+    or HPET the guest cannot calibrate it and keeps time with jiffies, which lose ticks on a loaded host
+    (measured: guest time 1.7-2.6x slow, so in-guest timeouts stretch and clock_gettime users fail)."""
+    if arch != "x86_64" or accel != "tcg":
+        return ""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "cpu MHz":
+            try:
+                return f"tsc_early_khz={round(float(value) * 1000)} "
+            except ValueError:
+                return ""
+    return ""
 
 
 def sandbox_for(cmd: list[str], files: list[Path], accel: str) -> tuple[list[str], proc.Sandbox]:
@@ -96,18 +119,19 @@ def sandbox_for(cmd: list[str], files: list[Path], accel: str) -> tuple[list[str
     return [exe, *cmd[1:]], box
 
 
-def run(cmd: list[str], files: list[Path], accel: str, log_path: Path, timeout: float) -> QemuRun:
+def run(cmd: list[str], files: list[Path], accel: str, log_path: Path, timeout: float,
+        done: bytes = b"RESULT: ") -> QemuRun:
     """Boot with the console to log_path (truncated first); killed at the deadline or RESULT_GRACE after
-    the guest's RESULT: line, log kept."""
+    the guest printed `done` (the stress RESULT: line, or the selftests runner's last line), log kept."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_bytes(b"")
     argv, box = sandbox_for(cmd, files, accel)
     seen: list[float] = []
 
     def after_result() -> str:
-        if not seen and b"RESULT: " in _tail(log_path):
+        if not seen and done in _tail(log_path):
             seen.append(time.monotonic())
-        return "lingered after RESULT:" if seen and time.monotonic() - seen[0] > RESULT_GRACE else ""
+        return f"lingered after {done.decode().strip()}" if seen and time.monotonic() - seen[0] > RESULT_GRACE else ""
 
     out = proc.run(argv, timeout=timeout, log=log_path, sandbox=box, watch=after_result, grace=0)
     text = log_path.read_bytes().decode("utf-8", errors="replace")

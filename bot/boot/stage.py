@@ -14,14 +14,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from bot.boot import stress
+from bot import repo
+from bot.boot import console, selftests, stress
+from bot.boot.selftests import SelftestsBoot, outcome, plan, tap
 from bot.boot.vm import Boot, boot_kernel, stress_settings
 from bot.config import Config
-from bot.results import BootResult, Outputs, StageContext, StressResult
+from bot.results import (
+    FAILING,
+    BootResult,
+    Outputs,
+    SelftestRun,
+    SelftestsBuild,
+    SelftestsResult,
+    StageContext,
+    StressResult,
+    write_json_atomic,
+)
 
-BASE_FORMAT = 1  # bump when the cached base-boot format changes
+BASE_FORMAT = 2  # bump when the cached base-boot format changes
 
 
 def boot_result(b: Boot, base: set[str] | None) -> BootResult:
@@ -53,7 +66,7 @@ def stress_result(b: Boot) -> StressResult:
     if b.run is None or not con.userspace:
         return StressResult("skipped", "not run: " + ("the VM did not start" if b.run is None else "no userspace"))
     failing = [s.name for s in con.scenarios if s.verdict == "fail"]
-    new = [f for f in con.findings if f.preexisting is not True]
+    new = [f for f in con.findings if f.preexisting is not True and f.selftest is None]  # a selftest's: its stage
     problems = [f"{s.name} FAIL: {s.detail[:200]}" for s in con.scenarios if s.verdict == "fail"]
     problems += [f"{f.kind}: {f.first_line[:120]}" + (f" (during {f.scenario})" if f.scenario else "") for f in new]
     if con.result is None:
@@ -72,55 +85,148 @@ def stress_result(b: Boot) -> StressResult:
 # ---------------------------------------------------------------- base kernel (pre-existing findings)
 
 
+@dataclass
+class BaseRun:
+    """What the base kernel showed: its findings' fingerprints and its outcome of each selftest run on it."""
+
+    fingerprints: set[str]
+    tests: dict[str, SelftestRun] | None  # None: its selftests were not run (not built, or [selftests] off)
+
+
 def base_cache_path(config: Config, arch: str, base: str, key: str) -> Path:
     return config.cache / "boot" / "base" / f"{arch}-{base}-{key}-v{BASE_FORMAT}.json"
 
 
 def base_key(config: Config, config_hash: str) -> str:
-    """What the base boot's findings depend on: kernel config, stress program and settings, VM and cmdline."""
+    """What the base boot's findings depend on: kernel config, stress program and settings, VM and cmdline,
+    the selftests runner and how it runs a test."""
+    s = config.selftests
     parts = [config_hash, stress.source_hash(""), json.dumps(stress_settings(config), sort_keys=True),
-             config.boot.cmdline, str(config.boot.memory_mib), str(config.boot.smp)]
+             config.boot.cmdline, str(config.boot.memory_mib), str(config.boot.smp),
+             stress.source_hash("", selftests.RUNNER), str(s.timeout_s), str(s.reruns)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
-def base_fingerprints(config: Config, arch: str, base: str | None, image: str | None, key: str,
-                      work: Path) -> set[str] | None:
-    """Fingerprints the base kernel shows, booted once per arch+base+config (cached); None if unknown."""
+def base_run(config: Config, arch: str, base: str | None, image: str | None, key: str, work: Path,
+             tests: SelftestsBuild | None, names: list[tuple[str, str]]) -> BaseRun | None:
+    """The base kernel's findings and selftest outcomes, booted once per arch+base+config (cached; the tests
+    a revision wants that the cache lacks are run in one more boot, without the stress scenarios, and
+    added). None if the base image is not there or its boot did not finish."""
     if not base or not image or not Path(image).exists():
         return None
     path = base_cache_path(config, arch, base, key)
-    if path.exists():
-        return set(json.loads(path.read_text())["fingerprints"])
-    b = boot_kernel(config, arch, Path(image), work / f"boot-base-{arch}.log", work)
-    if b.error or b.run is None or b.run.timed_out:
+    data = json.loads(path.read_text()) if path.exists() else None
+    runnable = [(n, w) for n, w in names if tests is not None and not tests.error and n.split()[0] in tests.built]
+    known: dict[str, dict[str, object]] = (data or {}).get("selftests", {}).get(tests.key, {}) if tests else {}
+    todo = [(n, w) for n, w in runnable if n not in known]
+    if data is None or todo:
+        plan = _boot_plan(config, tests, todo, {n: config.selftests.reruns for n, _ in todo},
+                          config.selftests.full_budget_s) if tests and todo else None
+        settings = None if data is None else {**stress_settings(config), "scenarios": ""}
+        b = boot_kernel(config, arch, Path(image), work / f"boot-base-{arch}.log", work, plan, settings)
+        if b.error or b.run is None or b.run.timed_out:
+            return None
+        data = data or {"base": base, "arch": arch, "fingerprints": [], "selftests": {}}
+        data["fingerprints"] = sorted(set(data["fingerprints"]) | {f.fingerprint for f in b.con.findings})
+        if plan is not None and tests is not None:
+            parsed = tap.parse(console.clean_lines(b.run.console))
+            ran = outcome.runs(parsed, plan.plan, b.con.findings, "" if parsed.done else "the base VM stopped")
+            data.setdefault("selftests", {}).setdefault(tests.key, {}).update(
+                {r.name: r.to_json() for r in ran if r.result != "not_run"})
+            known = data["selftests"][tests.key]
+        write_json_atomic(path, data)
+    runs = {n: SelftestRun.from_json(known[n]) for n, _ in runnable if n in known} if tests else None
+    return BaseRun(set(data["fingerprints"]), runs)
+
+
+def _boot_plan(config: Config, tests: SelftestsBuild | None, names: list[tuple[str, str]], reruns: dict[str, int],
+               budget: float) -> SelftestsBoot | None:
+    """The selftests part of a boot: the commands whose binary `tests` has (None: nothing to run)."""
+    if tests is None or tests.error:
         return None
-    prints = sorted({f.fingerprint for f in b.con.findings})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"base": base, "arch": arch, "fingerprints": prints}) + "\n")
-    return set(prints)
+    entries = plan.entries([(n, w) for n, w in names if n.split()[0] in tests.built], reruns)
+    if not entries:
+        return None
+    return SelftestsBoot(entries, plan.plan_text(config, entries, budget), Path(tests.dir), budget,
+                         config.selftests.timeout_s)
+
+
+# ---------------------------------------------------------------- the selftests of one boot
+
+
+def selftests_result(config: Config, b: Boot | None, boot: SelftestsBoot | None, wanted: list[tuple[str, str]],
+                     built: SelftestsBuild | None, base: BaseRun | None, base_built: SelftestsBuild | None
+                     ) -> SelftestsResult:
+    """stages.selftests.<arch> of a revision's boot (b None: not booted)."""
+    if not config.selftests.enabled:
+        return SelftestsResult("skipped", "not run: [selftests] enabled = false")
+    if built is None or built.error:
+        return SelftestsResult("error" if built else "skipped",
+                               f"not run: the selftests did not build: {built.error}" if built else "not run: no build")
+    if b is None or b.run is None or not b.con.userspace:
+        return SelftestsResult("skipped", "not run: " + ("the VM did not start" if b is None or b.run is None
+                                                         else "no userspace"))
+    missing, notes = outcome.unbuilt(wanted, built, base_built)
+    tests: list[SelftestRun] = []
+    parsed = tap.parse(console.clean_lines(b.run.console))
+    if boot is not None:
+        died = "" if parsed.done else ("QEMU killed at the deadline" if b.run.timed_out else
+                                       next((f.first_line[:160] for f in b.con.findings), "the VM stopped"))
+        tests = outcome.runs(parsed, boot.plan, b.con.findings, died)
+    new_findings = [f for f in b.con.findings if f.selftest and f.preexisting is not True]
+    res = outcome.compare(tests + missing, base.tests if base else None, base_built, new_findings)
+    res.set = "full" if boot and any(e.why == "full" for e in boot.plan) else "default"
+    res.log = str(b.log)
+    res.seconds = parsed.seconds or res.seconds
+    if base is None or base.tests is None:
+        res.base_note = "base kernel's selftests not run: failures are not checked against it"
+    if notes:
+        res.extra["not_for_arch"] = notes
+    return res
 
 
 # ---------------------------------------------------------------- runner
 
 
+def _wanted(ctx: StageContext, arch: str, built: SelftestsBuild | None) -> list[tuple[str, str]]:
+    """The commands this revision runs on arch: what it touches first, then the default set (plan.py)."""
+    applied = ctx.revision.stages.apply
+    base = ctx.revision.base.commit
+    touched = repo.changed_files(Path(ctx.config.paths.kernel_tree), base, applied.branch) \
+        if base and applied.branch else []
+    return plan.wanted(ctx.config, arch, touched, built.wanted if built else [], full=ctx.config.selftests.full)
+
+
 def run_stage(ctx: StageContext) -> Outputs:
-    """Boot + stress each arch whose build is ok: stages.boot.<arch> and stages.stress.<arch>."""
+    """Boot + stress + selftests each arch whose build is ok: stages.boot, .stress and .selftests.<arch>."""
     boots: dict[str, BootResult] = {}
     stresses: dict[str, StressResult] = {}
+    tests: dict[str, SelftestsResult] = {}
+    config = ctx.config
     for arch in ctx.arches:
         built = ctx.revision.stages.build.get(arch)
         if built is None or built.status != "ok" or not built.image or not Path(built.image).exists():
             why = "no build" if built is None else f"build {built.status}" if built.status != "ok" else "no image"
             boots[arch], stresses[arch] = BootResult("skipped", f"not run: {why}"), StressResult(
                 "skipped", f"not run: {why}")
+            tests[arch] = SelftestsResult("skipped", f"not run: {why}")
             continue
         work = ctx.rdir / "boot"
-        b = boot_kernel(ctx.config, arch, Path(built.image), ctx.rdir / "logs" / f"boot-{arch}.log", work)
+        mine = built.selftests if config.selftests.enabled else None
+        wanted = _wanted(ctx, arch, mine) if mine and not mine.error else []
+        # the base first (cached): its outcomes decide which failures here get reruns
+        key = base_key(config, built.config_hash or "")
+        base = base_run(config, arch, ctx.revision.base.commit, built.base_image, key, work,
+                        built.base_selftests if mine else None, wanted)
+        reruns = {n: 0 if base and base.tests and n in base.tests and base.tests[n].result in FAILING
+                  else config.selftests.reruns for n, _ in wanted}
+        budget = config.selftests.full_budget_s if config.selftests.full else config.selftests.budget_s
+        sboot = _boot_plan(config, mine, wanted, reruns, budget)
+        b = boot_kernel(config, arch, Path(built.image), ctx.rdir / "logs" / f"boot-{arch}.log", work, sboot)
         # a base image is only there if the build stage kept one; else preexisting stays None
-        key = base_key(ctx.config, built.config_hash or "")
-        base = base_fingerprints(ctx.config, arch, ctx.revision.base.commit, built.base_image, key, work)
-        boots[arch] = boot_result(b, base)
+        boots[arch] = boot_result(b, base.fingerprints if base else None)
         if base is None:
             boots[arch].base_note = "base kernel not booted (no base image): findings not checked against it"
         stresses[arch] = stress_result(b)
-    return {"boot": boots, "stress": stresses}
+        tests[arch] = selftests_result(config, b, sboot, wanted, mine, base, built.base_selftests)
+    return {"boot": boots, "stress": stresses, "selftests": tests}

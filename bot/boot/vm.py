@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.arches import ARCHES
-from bot.boot import console, qemu, stress
+from bot.boot import console, qemu, selftests, stress
+from bot.boot.selftests import SelftestsBoot
 from bot.config import Config
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,10 @@ def boot_timeout(config: Config, arch: str) -> float:
     return t * (config.boot.kasan_timeout_factor if config.build.kasan else 1.0)
 
 
-def boot_kernel(config: Config, arch: str, kernel: Path, log_path: Path, work: Path) -> Boot:
-    """Build (cached) the stress init, write the initramfs, boot, parse."""
+def boot_kernel(config: Config, arch: str, kernel: Path, log_path: Path, work: Path,
+                tests: SelftestsBoot | None = None, settings: dict[str, str | int] | None = None) -> Boot:
+    """Build (cached) the stress init (and the selftests runner when `tests`), write the initramfs, boot,
+    parse. `settings` overrides the [stress] ones (a base boot for selftests only runs no scenario)."""
     accel = qemu.choose_accel(arch, config.boot.accel)
     binary = config.arch_config(arch).qemu
     empty = console.Console()
@@ -59,15 +62,21 @@ def boot_kernel(config: Config, arch: str, kernel: Path, log_path: Path, work: P
     if not kernel.is_file():
         return Boot(None, empty, [binary], accel, log_path, f"kernel image {kernel} not found")
     kernel = kernel.resolve()  # QEMU runs in the sandbox, where the image is bound at its absolute path
+    cc = config.arch_config(arch).stress_cc
     try:
-        init = stress.build_init(arch, config.arch_config(arch).stress_cc, config.cache)
+        init = stress.build_init(arch, cc, config.cache)
+        extra = [] if tests is None else selftests.initramfs_entries(selftests.build_runner(arch, cc, config.cache),
+                                                                     tests)
     except stress.StressBuildError as e:
         return Boot(None, empty, [], accel, log_path, str(e))
-    initrd = stress.make_initramfs(init, stress_settings(config), work.resolve() / f"stress-{arch}.cpio")
+    name = log_path.stem  # boot-x86_64, boot-base-arm64: one initramfs per boot of a revision dir
+    initrd = stress.make_initramfs(init, settings or stress_settings(config), work.resolve() / f"{name}.cpio", extra)
+    deadline = boot_timeout(config, arch) + (tests.deadline() if tests else 0.0)
+    done = selftests.DONE if tests else b"RESULT: "
 
     def start(accel: str) -> tuple[list[str], qemu.QemuRun]:
         cmd = qemu.qemu_command(config, arch, kernel, initrd, accel)
-        return cmd, qemu.run(cmd, [kernel, initrd], accel, log_path, boot_timeout(config, arch))
+        return cmd, qemu.run(cmd, [kernel, initrd], accel, log_path, deadline, done)
 
     cmd, run = start(accel)
     if accel == "kvm" and run.returncode not in (0, None) and "kvm" in run.console.lower() and "Linux version" \
@@ -76,6 +85,7 @@ def boot_kernel(config: Config, arch: str, kernel: Path, log_path: Path, work: P
         accel = "tcg"
         cmd, run = start(accel)
     con = console.parse(run.console)
+    initrd.unlink(missing_ok=True)  # tens of MB with the selftests; rebuilt from the caches for each boot
     error = ""
     if not con.userspace and run.returncode not in (0, None) and not run.timed_out and not con.findings:
         lines = [ln for ln in console.clean_lines(run.console) if ln.strip()]

@@ -28,7 +28,7 @@ from bot.results import SelftestsBuild
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when what is built, or how, changes
+FORMAT = 2  # bump when what is built, or how, changes
 MM = "tools/testing/selftests/mm"
 # What the mm selftests' Makefile reads (pidfd.h includes ../clone3/; x86's check_cc.sh the trivial programs).
 STAGED = (MM, "tools/testing/selftests/lib.mk", "tools/testing/selftests/kselftest.h",
@@ -56,9 +56,10 @@ def source_key(config: Config, arch: str, ref: str, compiler: str, sysroot: str)
     return hashlib.sha256(json.dumps([FORMAT, arch, ids, compiler, sysroot]).encode()).hexdigest()[:16]
 
 
-def build(config: Config, arch: str, ref: str, compiler: str, logs: Path) -> SelftestsBuild:
-    """The selftests of the tree at `ref` (checked out: `make headers` reads the work tree), from the cache or
-    built now. Never raises for the tests' own build errors; OperationalError when the tree is elsewhere."""
+def build(config: Config, arch: str, ref: str, compiler: str, log_path: Path) -> SelftestsBuild:
+    """The selftests of the tree at `ref`, from the cache or built now (checking `ref` out when it is not:
+    `make headers` reads the work tree). Never raises for the tests' own build errors; OperationalError when
+    the headers cannot be made."""
     sysroot, notes = ensure_sysroot(config, arch)
     stamp = (sysroot / ".complete").read_text() if sysroot else "none"
     key = source_key(config, arch, ref, compiler, stamp)
@@ -70,16 +71,16 @@ def build(config: Config, arch: str, ref: str, compiler: str, logs: Path) -> Sel
     tree = Path(config.paths.kernel_tree)
     head = repo.git(tree, "rev-parse", "HEAD").stdout.strip()
     if head != repo.git(tree, "rev-parse", f"{ref}^{{commit}}").stdout.strip():
-        raise OperationalError(f"selftests of {ref}: the kernel tree is at {head[:12]}, not at {ref}")
+        repo.switch(config, ref)
     t0 = time.monotonic()
     work = out.with_name(f"{out.name}.tmp{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     (work / "out").mkdir(parents=True)
     repo.export_paths(tree, ref, list(STAGED), work / "stage")
     (work / "print.mk").write_text(PRINT_MK)
-    log_path = logs / f"selftests-{arch}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("")
-    res = SelftestsBuild(key, str(out), log=str(log_path), notes=notes)
+    res = SelftestsBuild(key, str(out / "out"), log=str(log_path), notes=notes)
     try:
         res.wanted, res.built, res.not_built = _make(config, arch, work, sysroot, log_path)
     finally:

@@ -3,7 +3,8 @@
 The revision is built (make -k) after touching every file it changed relative to the base, so each changed
 file's warnings are in its log (ccache replays a hit's warnings too); new = revision's minus the base's
 (bot/build/base.py), matched by file, message and source line text (never by line number). Then the touched
-files: which were compiled (coverage.py), W=1 of those, the KASAN config for the rest (objects.py).
+files: which were compiled (coverage.py), W=1 of those, the KASAN config for the rest (objects.py). Last, the
+revision's and the base's tools/testing/selftests/mm for the boot stage (selftests.py; shared when unchanged).
 """
 
 from __future__ import annotations
@@ -14,14 +15,23 @@ import time
 from pathlib import Path
 
 from bot import repo
-from bot.build import coverage, objects
+from bot.build import coverage, objects, selftests
 from bot.build import warnings as bw
 from bot.build.base import BaseWork, base_image, prepare, reproduce_command
 from bot.build.builder import Builder, MakeRun
 from bot.build.kconfig import arch_notes
 from bot.config import Config
 from bot.errors import OperationalError
-from bot.results import BuildError, BuildResult, CompilerWarning, FileCoverage, Outputs, PatchRef, StageContext
+from bot.results import (
+    BuildError,
+    BuildResult,
+    CompilerWarning,
+    FileCoverage,
+    Outputs,
+    PatchRef,
+    SelftestsBuild,
+    StageContext,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +188,30 @@ def attribute(config: Config, b: Builder, base: str, branch: str, commits: list[
     return found
 
 
+# ---------------------------------------------------------------- the mm selftests (run by the boot stage)
+
+
+def build_selftests(config: Config, b: Builder, ref: str, log_path: Path) -> SelftestsBuild | None:
+    """tools/testing/selftests/mm of `ref` for b.arch (cached by its sources; checks `ref` out to build);
+    None when [selftests] is off."""
+    if not config.selftests.enabled:
+        return None
+    try:
+        return selftests.build(config, b.arch, ref, b.compiler(), log_path)
+    except OperationalError as e:
+        return SelftestsBuild("", "", error=str(e), log=str(log_path))
+
+
+def _with_selftests(res: BuildResult, config: Config, work: BaseWork, branch: str, base_tests: SelftestsBuild | None,
+                    rdir: Path) -> BuildResult:
+    """The revision's selftests beside its kernel (only when the kernel built: they are booted with it)."""
+    if res.status == "ok":
+        log_path = rdir / "logs" / f"selftests-{work.builder.arch}.log"
+        res.selftests = build_selftests(config, work.builder, branch, log_path)
+        res.base_selftests = base_tests
+    return res
+
+
 # ---------------------------------------------------------------- runner
 
 
@@ -204,12 +238,16 @@ def run_stage(ctx: StageContext) -> Outputs:
             out[arch] = BuildResult("error", f"base {base[:12]}: {why}")
             continue
         works[arch] = work
+    logs = ctx.rdir / "logs"
+    base_tests = {arch: build_selftests(config, w.builder, base, logs / f"selftests-base-{arch}.log")
+                  for arch, w in works.items()}  # the base's, for the base kernel's run of the same tests
     if works:
         repo.switch(config, branch)
     for arch, work in works.items():
         try:
-            out[arch] = build_revision(config, work.builder.for_series(), base=base, branch=branch,
-                                       commits=commits, work=work, rdir=ctx.rdir)
+            res = build_revision(config, work.builder.for_series(), base=base, branch=branch,
+                                 commits=commits, work=work, rdir=ctx.rdir)
+            out[arch] = _with_selftests(res, config, work, branch, base_tests[arch], ctx.rdir)
         except OperationalError as e:
             out[arch] = BuildResult("error", str(e))
     return {"build": out}

@@ -126,6 +126,7 @@ class SelftestsBuild(Record):
     log: str | None = None
     seconds: float | None = None  # 0 when it came from the cache
     notes: list[str] = field(default_factory=list)  # e.g. libraries not available for this arch
+    error: str | None = None  # nothing could be built (the uapi headers failed): no test runs
 
 
 @dataclass

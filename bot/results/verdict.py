@@ -87,7 +87,24 @@ def _runtime_clauses(result: RevisionResult) -> list[str]:
         else:
             notes.append(f"reclaim stress {status_word(s)} on {a}")
     parts = ["boot + reclaim stress PASS" + ("" if not notes else f" on {'/'.join(passed)}")] if passed else []
-    return parts + notes
+    return parts + notes + _selftests_clauses(result)
+
+
+def _selftests_clauses(result: RevisionResult) -> list[str]:
+    """"mm selftests PASS", or the arches with new failures; nothing when they did not run anywhere."""
+    st = {a: e for a, e in per_arch(result.stages.selftests).items() if e.ran and e.status != "skipped"}
+    if not st:
+        return []
+    bad = {a: len(e.new_failures or []) for a, e in st.items() if e.status == "failed"}
+    other = [a for a, e in st.items() if e.status not in ("ok", "failed")]
+    ok = [a for a, e in st.items() if e.status == "ok"]
+    parts = []
+    if ok:
+        parts.append("mm selftests PASS" + ("" if len(ok) == len(st) else f" on {'/'.join(ok)}"))
+    for a, n in bad.items():
+        parts.append(f"{n} new mm selftest failure{'s' if n != 1 else ''} on {a}")
+    parts += [f"mm selftests {status_word(st[a])} on {a}" for a in other]
+    return parts
 
 
 def verdict_parts(result: RevisionResult) -> list[str]:
@@ -115,7 +132,8 @@ def verdict_parts(result: RevisionResult) -> list[str]:
     if missed:
         parts.append(f"{len(missed)} touched file{'s' if len(missed) != 1 else ''} not compiled")
     parts += _runtime_clauses(result)
-    found = [f for e in result.stages.boot.values() for f in e.findings or [] if not f.preexisting]
+    found = [f for e in result.stages.boot.values() for f in e.findings or [] if not f.preexisting
+             and not f.selftest]  # a selftest's are its new failure
     if found:
         parts.append(f"{len(found)} new console finding{'s' if len(found) != 1 else ''}")
     return parts

@@ -38,35 +38,37 @@ class Entry:
     rdev: tuple[int, int] = (0, 0)
 
 
-def source_hash(cc: str) -> str:
+def source_hash(cc: str, source: Path = SOURCE) -> str:
     """Key of the compiled program: the C source, the flags and the compiler command."""
-    h = hashlib.sha256(SOURCE.read_bytes())
+    h = hashlib.sha256(source.read_bytes())
     h.update(" ".join([cc, *CFLAGS]).encode())
     return h.hexdigest()[:16]
 
 
-def build_init(arch: str, cc: str, cache: Path, timeout: float = COMPILE_TIMEOUT) -> Path:
-    """Compile stress.c for arch with cc (cached); raise StressBuildError with the fix if it cannot."""
-    out = cache / "stress" / f"{arch}-{source_hash(cc)}" / "init"
+def build_init(arch: str, cc: str, cache: Path, timeout: float = COMPILE_TIMEOUT, source: Path = SOURCE) -> Path:
+    """Compile stress.c (or another static program of the VM: the selftests runner) for arch with cc (cached
+    by source hash); raise StressBuildError with the fix if it cannot."""
+    out = cache / "stress" / f"{arch}-{source_hash(cc, source)}" / ("init" if source == SOURCE else source.stem)
     if out.exists():
         return out
+    what = "stress" if source == SOURCE else source.stem
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    cmd = [*cc.split(), *CFLAGS, "-o", str(tmp), str(SOURCE)]
+    cmd = [*cc.split(), *CFLAGS, "-o", str(tmp), str(source)]
     try:
         cc_run = proc.run(cmd, timeout=timeout)
     except OperationalError as e:
         raise StressBuildError(
-            f"cannot build the {arch} stress program: compiler {cc.split()[0]!r} not found "
+            f"cannot build the {arch} {what} program: compiler {cc.split()[0]!r} not found "
             f"(Debian: apt install {PACKAGES.get(arch, 'gcc')})"
         ) from e
     if cc_run.timed_out:
-        raise StressBuildError(f"cannot build the {arch} stress program: {cc} timed out after {timeout:.0f}s")
+        raise StressBuildError(f"cannot build the {arch} {what} program: {cc} timed out after {timeout:.0f}s")
     if cc_run.returncode != 0:
         first = next((ln for ln in cc_run.stderr.splitlines() if "error" in ln), cc_run.stderr.strip()[:300])
         libc = "-lc" in cc_run.stderr or "stdio.h" in cc_run.stderr
         hint = f" (static libc missing? Debian: apt install {PACKAGES.get(arch, 'gcc')})" if libc else ""
-        raise StressBuildError(f"cannot build the {arch} stress program with {cc}: {first}{hint}")
+        raise StressBuildError(f"cannot build the {arch} {what} program with {cc}: {first}{hint}")
     os.replace(tmp, out)
     log.info("built %s stress init %s", arch, out)
     return out
@@ -97,8 +99,8 @@ def conf_text(settings: dict[str, str | int]) -> str:
     return "".join(f"{k}={v}\n" for k, v in settings.items())
 
 
-def make_initramfs(init: Path, settings: dict[str, str | int], out: Path) -> Path:
-    """Write the initramfs for one boot: /init + /dev/console + /etc/stress.conf."""
+def make_initramfs(init: Path, settings: dict[str, str | int], out: Path, extra: list[Entry] | None = None) -> Path:
+    """Write the initramfs for one boot: /init + /dev/console + /etc/stress.conf (+ `extra`: the selftests)."""
     entries = [
         Entry("dev", stat.S_IFDIR | 0o755),
         Entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)),
@@ -107,6 +109,7 @@ def make_initramfs(init: Path, settings: dict[str, str | int], out: Path) -> Pat
         Entry("etc", stat.S_IFDIR | 0o755),
         Entry("etc/stress.conf", stat.S_IFREG | 0o644, conf_text(settings).encode()),
         Entry("init", stat.S_IFREG | 0o755, init.read_bytes()),
+        *(extra or []),
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(write_cpio(entries))

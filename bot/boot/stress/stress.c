@@ -6,8 +6,9 @@
  *   STRESS <name> PASS|FAIL <detail>
  *   RESULT: PASS|FAIL
  *
- * then powers the VM off. Every scenario runs in a child with its own alarm(), so a hang in one is
- * reported as FAIL (timeout) and the others still run. Lines starting with "# " are diagnostics.
+ * then execs /selftests/run when the initramfs has it (the mm selftests, in the same boot), else powers the
+ * VM off. Every scenario runs in a child with its own alarm(), so a hang in one is reported as FAIL
+ * (timeout) and the others still run. Lines starting with "# " are diagnostics.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -667,6 +668,13 @@ int main(void)
 	}
 	say("RESULT: %s", failed ? "FAIL" : "PASS");
 	sync();
+	/* the same boot goes on with the tree's mm selftests when the initramfs has them (bot/boot/selftests/) */
+	if (!access("/selftests/run", X_OK)) {
+		char *argv[] = { "/selftests/run", NULL };
+
+		execv(argv[0], argv);
+		say("# stress: exec /selftests/run: %s", strerror(errno));
+	}
 #ifdef __x86_64__
 	/* no ACPI in the tinyconfig kernel: power-off would only halt; QEMU -no-reboot exits on reboot */
 	reboot(RB_AUTOBOOT);
