@@ -134,7 +134,14 @@ def _selftests_cell(r: RevisionResult, arch: str) -> Cell:
     if status not in ("ok", "failed", "error", "skipped"):
         return Cell("not run", "none")
     cell = _plain(StageResult(status, ""))  # type: ignore[arg-type]
-    return Cell(cell.label, cell.css, str(e.get("detail", "")) if e else "")
+    detail = str(e.get("detail", "")) if e else ""
+    tests = e.get("tests") or [] if e else []
+    if status == "ok" and tests:
+        passed = sum(1 for t in tests if t.get("result") in ("pass", "skip"))
+        return Cell(f"PASS {passed}/{len(tests)}", "pass", detail)
+    if status == "failed" and e:
+        return Cell(f"{len(e.get('new_failures') or [])} new FAIL", "fail", detail)
+    return Cell(cell.label, cell.css, detail)
 
 
 def changed_exits(stage: WalkdiffResult) -> int:

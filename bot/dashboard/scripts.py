@@ -36,7 +36,8 @@ def reproduce(series: SeriesSummary, r: RevisionResult, arch: str, cmds: list[di
         f"# mm-review-bot: reproduce v{r.version} on {arch} of",
         f"#   {one_line(series.subject)[:200]}",
         "# Run it at the top of a Linux kernel git tree, with b4 installed. The config fragments and the",
-        f"# stress-{arch}.cpio initramfs are the bot's (bot/build/kconfig/, bot/boot/stress/ in its repository).",
+        f"# boot-{arch}.cpio initramfs (stress program, mm selftests runner and binaries) are the bot's",
+        "# (bot/build/kconfig/, bot/boot/ in its repository; the initramfs is not kept after the boot).",
     ]
     if config:
         lines.append(f"# The kernel config the build ended with is {config}, beside this script.")

@@ -1,6 +1,6 @@
 """The demo's multi-revision series on top of the Debian kernel tree, written as lore-style mboxes.
 
-The series ("mm/rmap: lazyfree batched unmap cleanups") goes through seven revisions:
+The series ("mm/rmap: lazyfree batched unmap cleanups") goes through eight revisions:
   v1  clean: a comment in try_to_unmap_one() + a comment in mm/madvise.c;
   v2  re-introduces the historical out-of-bounds bug of "mm: Support batched unmap for lazyfree large
       folios" v4 3/4: batch the whole folio (max_nr = folio_nr_pages(folio), no page-table/VMA cap) and
@@ -11,7 +11,9 @@ The series ("mm/rmap: lazyfree batched unmap cleanups") goes through seven revis
   v5  does not apply: made on a tree we do not have (base-commit names a commit that is not in kernel-tree);
   v6  v3's first two patches plus an unused variable in mm/memory-failure.c (a file the old tinyconfig
       build never compiled: a new warning only a config that compiles mm/ can see);
-  v7  the same two plus a build error in mm/mempolicy.c (another such file: NUMA only).
+  v7  the same two plus a build error in mm/mempolicy.c (another such file: NUMA only);
+  v8  the same two plus a runtime bug only the tree's mm selftests see: madvise_populate() returns ENOMEM
+      for an incompatible mapping (madv_populate: "not ok 2 MADV_POPULATE_WRITE with PROT_READ", not ok 3).
 
 The writing (commits in a scratch repository borrowing kernel-tree's objects, format-patch, fixed headers
 for byte-for-byte reproducible output) is writer.py's, shared with the tests; this module holds the
@@ -53,7 +55,7 @@ class RevisionSpec:
     """One revision of the demo series, and what the demo expects of it (`kind`)."""
 
     version: int
-    kind: str  # clean | bug | fix | warning | broken | coverage-warning | coverage-error
+    kind: str  # clean | bug | fix | warning | broken | coverage-warning | coverage-error | selftest-bug
     blurb: str
     changes: str  # "vN-1 -> vN" changelog text; the link to the previous cover is appended
     patches: tuple[PatchSpec, ...]
@@ -214,6 +216,42 @@ P_MBIND_ERROR = PatchSpec(
           "\tlong nr_failed;\n\tLIST_HEAD(pagelist);\n\n\tmbind_calls++;\n", "static long do_mbind("),),
 )
 
+# v8's bug is one the stress scenarios cannot see (they never populate a PROT_NONE mapping) and the tree's
+# own madv_populate selftest can: MADV_POPULATE_(READ|WRITE) on an incompatible mapping returns ENOMEM.
+POPULATE_ERRORS = """\
+			case -EINVAL: /* Incompatible mappings / permissions. */
+				return -EINVAL;
+			case -EHWPOISON:
+				return -EHWPOISON;
+			case -EFAULT: /* VM_FAULT_SIGBUS or VM_FAULT_SIGSEGV */
+				return -EFAULT;
+			default:
+				pr_warn_once("%s: unhandled return value: %ld\\n",
+					     __func__, pages);
+				fallthrough;
+			case -ENOMEM: /* No VMA or out of memory. */
+				return -ENOMEM;
+"""
+POPULATE_FOLDED = """\
+			case -EHWPOISON:
+				return -EHWPOISON;
+			case -EFAULT: /* VM_FAULT_SIGBUS or VM_FAULT_SIGSEGV */
+				return -EFAULT;
+			default:
+				pr_warn_once("%s: unhandled return value: %ld\\n",
+					     __func__, pages);
+				fallthrough;
+			case -EINVAL: /* Incompatible mappings / permissions. */
+			case -ENOMEM: /* No VMA or out of memory. */
+				return -ENOMEM;
+"""
+P_POPULATE = PatchSpec(
+    "mm/madvise: fold the error cases of madvise_populate()",
+    "An incompatible mapping and a missing VMA both mean that nothing\ncould be populated; report them "
+    "the same way, like the default case.\n",
+    (Edit("mm/madvise.c", POPULATE_ERRORS, POPULATE_FOLDED, "static long madvise_populate("),),
+)
+
 REVISIONS: tuple[RevisionSpec, ...] = (
     RevisionSpec(1, "clean", "Two comment updates around the batched lazyfree unmap.", "", (P_COMMENT, P_MADVISE)),
     RevisionSpec(
@@ -260,6 +298,13 @@ REVISIONS: tuple[RevisionSpec, ...] = (
         "Count mbind() calls as well.",
         "patch 3 replaced: count mbind() calls in mm/mempolicy.c",
         (P_COMMENT, P_MADVISE, P_MBIND_ERROR),
+    ),
+    RevisionSpec(
+        8,
+        "selftest-bug",
+        "Fold the error cases of MADV_POPULATE.",
+        "patch 3 replaced: fold madvise_populate()'s error cases",
+        (P_COMMENT, P_MADVISE, P_POPULATE),
     ),
 )
 

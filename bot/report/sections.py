@@ -53,6 +53,19 @@ def _stress_words(result: RevisionResult, arch: str) -> str:
     return f"reclaim stress {st.status}"
 
 
+def _selftests_words(result: RevisionResult, arch: str) -> str:
+    st = result.stages.selftests.get(arch)
+    if st is None or not st.ran or st.status == "skipped":
+        return ""
+    tests = st.tests or []
+    passed = sum(t.result in ("pass", "skip") for t in tests)
+    if st.status == "ok":
+        return f"mm selftests PASS {passed}/{len(tests)}"
+    if st.status == "failed":
+        return f"mm selftests FAIL ({len(st.new_failures or [])} new)"
+    return f"mm selftests {st.status}"
+
+
 def arch_lines(result: RevisionResult) -> list[str]:
     """One line per arch that was built: what ran on it and how it ended."""
     lines = []
@@ -66,6 +79,9 @@ def arch_lines(result: RevisionResult) -> list[str]:
             stress = _stress_words(result, a)
             if stress:
                 words.append(stress)
+            tests = _selftests_words(result, a)
+            if tests:
+                words.append(tests)
         lines.append(f"  {a + ':':8}{', '.join(words)}")
     return lines
 
@@ -153,9 +169,48 @@ def runtime(result: RevisionResult) -> tuple[list[dict[str, str]], list[dict[str
     for a, e in per_arch(result.stages.boot).items():
         for f in e.findings or []:
             findings.append({"arch": a, "first_line": f.first_line or "(no first line)",
-                             "preexisting": bool(f.preexisting),
+                             "preexisting": bool(f.preexisting), "during": f.selftest or "",
                              "excerpt": [x.rstrip() for x in f.excerpt.splitlines()]})
     return scenarios, findings
+
+
+def selftests(result: RevisionResult) -> list[dict[str, Any]]:
+    """Per arch that ran them: the counts, each new failure with its failing subtest lines and how to run
+    it, then the flaky and pre-existing ones and what did not build or run (never counted as a pass)."""
+    out: list[dict[str, Any]] = []
+    for a, e in per_arch(result.stages.selftests).items():
+        if not e.ran or e.status == "skipped" or e.tests is None:
+            if e.ran and e.status == "error":
+                out.append({"arch": a, "summary": wrap(e.detail, "  "), "new": [], "notes": []})
+            continue
+        by_name = {t.name: t for t in e.tests}
+        new: list[dict[str, Any]] = []
+        for name in e.new_failures or []:
+            t = by_name.get(name)
+            if t is None:
+                continue
+            base = f"; base: {t.base}" if t.base else "; not run on the base"
+            tried = f", {len(t.attempts)} of {len(t.attempts)} attempts" if len(t.attempts) > 1 else ""
+            new.append({"name": name, "head": f"{name}: {t.result.upper()}{tried}{base}",
+                        "detail": wrap(t.detail, "    ") if t.detail else "",
+                        "lines": [ln[:120] for ln in t.failing[:5]],
+                        "excerpt": [x.rstrip() for x in t.excerpt.splitlines()[:20]],
+                        "reproduce": t.reproduce})
+        notes = []
+        for label, names in (("flaky (failed, then passed on a rerun; not blamed)", e.flaky),
+                             ("fail on the base too (not blamed)", e.preexisting),
+                             ("not built", [n for n in e.not_built or [] if n not in (e.new_failures or [])])):
+            if names:
+                notes.append(wrap(f"{label}: {', '.join(names)}", "  "))
+        unrun = [t.name for t in e.tests if t.result == "not_run"]
+        if unrun:
+            why = next((t.detail for t in e.tests if t.result == "not_run"), "")
+            notes.append(wrap(f"not run ({why.removeprefix('not started: ')}): {', '.join(unrun)}", "  "))
+        if e.base_note:
+            notes.append(wrap(e.base_note, "  "))
+        out.append({"arch": a, "summary": f"{len(e.tests)} tests, {e.detail.split('; ')[-1]}", "new": new,
+                    "notes": notes})
+    return out
 
 
 def apply_failure(result: RevisionResult) -> str:
@@ -168,10 +223,11 @@ def apply_failure(result: RevisionResult) -> str:
 
 def failed(result: RevisionResult) -> bool:
     """A failure a fix patch would answer (and so carry Reported-by/Closes for): a build that failed, new
-    warnings, a boot that failed, new console findings, a stress scenario that failed. Not an apply failure:
-    that is answered by rebasing, not by a fix."""
+    warnings, a boot that failed, new console findings, a stress scenario or a selftest that failed. Not an
+    apply failure: that is answered by rebasing, not by a fix."""
     s = result.stages
-    return (any(e.status == "failed" for e in [*s.build.values(), *s.boot.values(), *s.stress.values()])
+    return (any(e.status == "failed" for e in [*s.build.values(), *s.boot.values(), *s.stress.values(),
+                                              *s.selftests.values()])
             or bool(new_warnings(result))
             or any(not f.preexisting for e in s.boot.values() for f in e.findings or []))
 

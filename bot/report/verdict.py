@@ -28,6 +28,8 @@ def verdict_facts(result: RevisionResult) -> dict[str, object]:
                  for a, e in per_arch(result.stages.boot).items()},
         "stress": {a: [e.status, sorted((s.name, s.verdict) for s in e.scenarios or [])]
                    for a, e in per_arch(result.stages.stress).items()},
+        "selftests": {a: [e.status, sorted(e.new_failures or []), sorted(e.flaky or [])]
+                      for a, e in per_arch(result.stages.selftests).items()},
         "walkdiff": render_text(result.stages.walkdiff),
     }
 
@@ -48,7 +50,8 @@ def blamed_patch(result: RevisionResult) -> int | None:
     for e in result.stages.boot.values():
         if e.status not in ("ok", "skipped") or any(not f.preexisting for f in e.findings or []):
             blamed.add(None)  # a runtime problem belongs to the series as a whole
-    if any(e.status not in ("ok", "skipped") for e in result.stages.stress.values()):
+    if any(e.status not in ("ok", "skipped") for e in [*result.stages.stress.values(),
+                                                        *result.stages.selftests.values()]):
         blamed.add(None)
     if any(e.status == "failed" for e in result.stages.build.values()) and not warnings:
         blamed.add(None)

@@ -117,6 +117,7 @@ def view(result: RevisionResult, series: SeriesSummary, ctx: Context, arches: li
         "not_compiled": sections.not_compiled(result),
         "scenarios": scenarios,
         "findings": findings,
+        "selftests": sections.selftests(result),
         "walkdiff": _walkdiff_text(result),
         "operator": ctx.operator,
         "tree": ctx.tree,

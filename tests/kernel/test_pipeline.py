@@ -18,7 +18,7 @@ pytestmark = pytest.mark.kernel
 
 @pytest.fixture(scope="module")
 def run(inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """v1..v7 posted to the archive, then `bot check <v3 cover> --stages fetch,apply,walkdiff --json`."""
+    """v1..v8 posted to the archive, then `bot check <v3 cover> --stages fetch,apply,walkdiff --json`."""
     with restored_tree("review/*"):
         yield from _check(inbox, tmp_path_factory)
 
@@ -44,13 +44,13 @@ def rev(run: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def test_every_revision_is_found(run: dict[str, Any]) -> None:
     found = {r["version"]: r["found_by"] for r in run["out"]["series"]["revisions"]}
-    assert sorted(found) == [1, 2, 3, 4, 5, 6, 7]
+    assert sorted(found) == [1, 2, 3, 4, 5, 6, 7, 8]
     assert found[3] == "requested"
 
 
 def test_applied_revisions_record_base_and_commits(run: dict[str, Any]) -> None:
     base = git("rev-parse", "debian/7.2.13-1").strip()
-    for kind in ("clean", "bug", "fix", "warning", "coverage-warning", "coverage-error"):
+    for kind in ("clean", "bug", "fix", "warning", "coverage-warning", "coverage-error", "selftest-bug"):
         r = rev(run, kind)
         assert r["stages"]["apply"]["status"] == "ok", r["stages"]["apply"]
         assert r["base"] == {"commit": base, "source": "base-commit"}
@@ -95,7 +95,8 @@ def test_a_repeat_check_reuses_every_result(run: dict[str, Any]) -> None:
     args = ("check", run["target"], "--config", str(run["config"]), "--stages", "fetch,apply,walkdiff")
     proc = run_bot(*args, cwd=run["work"], timeout=900)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("reused (inputs unchanged)") == 10  # apply and walkdiff of v1..v5 (v5 failed: final)
-    assert "reused: 10 stage results" in proc.stdout
+    reused = 2 * len(run["generated"])  # apply and walkdiff of every revision (v5's failed apply is final too)
+    assert proc.stderr.count("reused (inputs unchanged)") == reused
+    assert f"reused: {reused} stage results" in proc.stdout
     again = run_bot(*args, "--json", cwd=run["work"], timeout=900)
     assert json.loads(again.stdout) == run["out"]

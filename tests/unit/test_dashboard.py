@@ -220,10 +220,14 @@ def test_plot_has_a_bar_per_revision_and_arch_that_was_timed(cfg: Config) -> Non
 def test_selftest_results_show_when_a_result_has_them(cfg: Config) -> None:
     rpath = cfg.paths.patchsets / DEMO / "v3" / "result.json"
     data = json.loads(rpath.read_text())
-    data["stages"]["selftests"] = {"x86_64": {"status": "failed", "detail": "mm/ksm: 1 of 12 failed"},
-                                   "arm64": {"status": "ok", "detail": "12 passed"}}
+    data["stages"]["selftests"] = {
+        "x86_64": {"status": "failed", "detail": "mm/ksm: 1 of 12 failed", "new_failures": ["ksm_functional_tests"],
+                   "tests": [{"name": "ksm_functional_tests", "result": "fail"}, {"name": "cow", "result": "pass"}]},
+        "arm64": {"status": "ok", "detail": "12 passed", "tests": [{"name": "cow", "result": "pass"},
+                                                                  {"name": "rmap", "result": "skip"}]}}
     rpath.write_text(json.dumps(data))
     got = labels(demo(cfg))
-    assert (got[3]["selftests x86_64"], got[3]["selftests arm64"], got[3]["verdict"]) == ("FAIL", "ok", "fail")
+    assert (got[3]["selftests x86_64"], got[3]["selftests arm64"], got[3]["verdict"]) == (
+        "1 new FAIL", "PASS 2/2", "fail")
     dashboard.build_site(cfg)
     assert "mm/ksm: 1 of 12 failed" in (cfg.paths.dashboard / "series" / DEMO / "index.html").read_text()

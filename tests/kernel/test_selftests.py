@@ -1,0 +1,80 @@
+"""The tree's own mm selftests, for real: `bot check` on the demo's clean v1 and its v8 (madvise_populate()
+returns ENOMEM where the API says EINVAL — the stress scenarios cannot see it, madv_populate can), built from
+the revisions' trees and run after the stress scenarios in one boot per revision and arch, the base kernel
+booted once with the same tests.
+
+v8's madv_populate is a new failure on both arches (every attempt failed, the base passed) with its failing
+subtests named and a reproduce line in the reply; the clean v1 passes with nothing flaky; stress passes on
+both, so only the selftests caught it. One selftest boot per arch at least (three: base, v1, v8).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.demo import series as demo
+from tests.conftest import run_bot, write_config
+from tests.kernel.conftest import CACHE, KERNEL_TREE, restored_tree
+
+pytestmark = pytest.mark.kernel
+ARCHES = os.environ.get("MM_REVIEW_BOT_ARCHES", "x86_64,arm64").split(",")
+FAILING = ["not ok 2 MADV_POPULATE_WRITE with PROT_READ", "not ok 3 MADV_POPULATE_READ with PROT_WRITE"]
+
+
+@pytest.fixture(scope="module")
+def checked(inbox, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    work = tmp_path_factory.mktemp("selftests")
+    specs = tuple(r for r in demo.REVISIONS if r.kind in ("clean", "selftest-bug"))
+    generated = demo.generate(KERNEL_TREE, work / "series", revisions=specs)
+    for g in generated:
+        inbox.deliver_mbox(work / "series" / g.path)
+    config = write_config(work / "config.toml", inbox.url, kernel_tree=KERNEL_TREE)
+    config.write_text(config.read_text().replace('cache = "cache"', f'cache = "{CACHE}"'))
+    bug = next(g for g in generated if g.kind == "selftest-bug")
+    with restored_tree("review/*"):
+        proc = run_bot("check", bug.cover_msgid, "--config", str(config), "--stages", "fetch,apply,build,boot,report",
+                       "--arch", ",".join(ARCHES), "--json", cwd=work, timeout=5400)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout), work
+
+
+def revision(out: dict, version: int) -> dict:
+    return next(r for r in out["revisions"] if r["version"] == version)
+
+
+def test_the_selftest_only_bug_is_a_new_failure_on_both_arches(checked: tuple[dict, Path]) -> None:
+    v8 = revision(checked[0], 8)
+    for arch in ARCHES:
+        st = v8["stages"]["selftests"][arch]
+        assert st["status"] == "failed" and st["verdict"] == "fail", (arch, st["detail"])
+        assert st["new_failures"] == ["madv_populate"], (arch, st["detail"])
+        test = next(t for t in st["tests"] if t["name"] == "madv_populate")
+        assert test["attempts"] == ["fail", "fail", "fail"] and test["base"] == "pass", test
+        assert test["failing"] == FAILING, test["failing"]
+        assert v8["stages"]["stress"][arch]["status"] == "ok"  # the stress scenarios cannot see it
+        assert len(st["tests"]) >= 30 and st["flaky"] == [], st["detail"]
+
+
+def test_the_clean_revision_passes_with_nothing_flaky(checked: tuple[dict, Path]) -> None:
+    v1 = revision(checked[0], 1)
+    for arch in ARCHES:
+        st = v1["stages"]["selftests"][arch]
+        assert st["status"] == "ok" and st["verdict"] == "pass", (arch, st["detail"])
+        assert st["new_failures"] == [] and st["flaky"] == [] and st["not_built"] == [], st
+        passed = [t["name"] for t in st["tests"] if t["result"] in ("pass", "skip")]
+        assert "madv_populate" in passed and "cow" in passed, st["detail"]
+
+
+def test_the_reply_names_the_test_its_subtests_and_how_to_run_it(checked: tuple[dict, Path]) -> None:
+    out, work = checked
+    outbox = work / "patchsets" / "outbox" / "new"
+    replies = [p.read_text() for p in outbox.iterdir()]
+    (reply,) = [r for r in replies if "mm-review-bot: v8 " in r]
+    assert "new mm selftest failure on" in reply
+    assert "NEW FAILURE madv_populate: FAIL, 3 of 3 attempts; base: pass" in reply
+    assert all(line in reply for line in FAILING)
+    assert "./madv_populate" in reply
