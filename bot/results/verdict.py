@@ -101,8 +101,9 @@ def _selftests_clauses(result: RevisionResult) -> list[str]:
     parts = []
     if ok:
         parts.append("mm selftests PASS" + ("" if len(ok) == len(st) else f" on {'/'.join(ok)}"))
-    for a, n in bad.items():
-        parts.append(f"{n} new mm selftest failure{'s' if n != 1 else ''} on {a}")
+    for n in sorted(set(bad.values())):  # one clause per count: "1 new mm selftest failure on x86_64/arm64"
+        where = "/".join(a for a, k in bad.items() if k == n)
+        parts.append(f"{n} new mm selftest failure{'s' if n != 1 else ''} on {where}")
     parts += [f"mm selftests {status_word(st[a])} on {a}" for a in other]
     return parts
 

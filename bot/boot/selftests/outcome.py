@@ -124,4 +124,4 @@ def summary(tests: list[SelftestRun]) -> str:
     n = {k: sum(t.result == k for t in tests) for k in order}
     parts = [f"{n[k]} {words[k]}" for k in order if n[k]]
     reruns = sum(len(t.attempts) > 1 for t in tests)
-    return ", ".join(parts or ["no tests"]) + (f" ({reruns} rerun)" if reruns else "")
+    return ", ".join(parts or ["no tests"]) + (f" ({reruns} test{'s' if reruns != 1 else ''} rerun)" if reruns else "")
