@@ -82,7 +82,8 @@ def arch_lines(result: RevisionResult) -> list[str]:
             tests = _selftests_words(result, a)
             if tests:
                 words.append(tests)
-        lines.append(f"  {a + ':':8}{', '.join(words)}")
+        lines.append(textwrap.fill(f"  {a + ':':8}{', '.join(words)}", WIDTH, subsequent_indent=" " * 10,
+                                   break_long_words=False, break_on_hyphens=False))
     return lines
 
 
@@ -104,8 +105,9 @@ def toolchains(result: RevisionResult) -> dict[str, list[str]]:
         fragments = list(e.fragments or [])
         if e.compiler:
             out["compiler"].append(f"{e.compiler} ({a})")
-        if fragments:
-            out["config"].append(" + ".join(["tinyconfig", *fragments]) + f" ({a})")
+        if fragments:  # wrapped under the template's 10-column label
+            text = " + ".join(["tinyconfig", *fragments]) + f" ({a})"
+            out["config"].append(wrap(text, " " * 10)[10:])
     return out
 
 

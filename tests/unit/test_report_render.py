@@ -56,13 +56,14 @@ def test_examples_are_up_to_date(tmp_path: Path) -> None:
     """templates/examples/*.txt are what `python -m bot.report.view --examples templates/examples` writes."""
     (tmp_path / "inputs").symlink_to(EXAMPLES / "inputs")
     written = render_examples(tmp_path, tmp_path)
-    assert {p.name for p in written} == {"pass.txt", "new-warnings.txt", "stress-failure.txt", "apply-failure.txt"}
+    assert {p.name for p in written} == {"pass.txt", "new-warnings.txt", "stress-failure.txt", "apply-failure.txt",
+                                         "selftest-failure.txt"}
     for p in written:
         hint = "regenerate: .venv/bin/python -m bot.report.view --examples templates/examples"
         assert p.read_text() == (EXAMPLES / p.name).read_text(), hint
 
 
-@pytest.mark.parametrize("name", ["pass", "new-warnings", "stress-failure", "apply-failure"])
+@pytest.mark.parametrize("name", ["pass", "new-warnings", "stress-failure", "apply-failure", "selftest-failure"])
 def test_prose_wrapped_at_72_code_and_logs_not(name: str) -> None:
     data = example(name)
     text = render(data["result"], data["series"], EXAMPLE_CONTEXT, data["arches"], reply_id="r@x")
