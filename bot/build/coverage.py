@@ -12,6 +12,7 @@ whose option is off, or "no Makefile builds it".
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Collection
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 from bot.results import FileCoverage as Coverage
 
 SRC_PREFIX = "/src/"  # the tree inside the build sandbox, as the .cmd files name it
+BUILD = "/build"  # the build dir inside the sandbox: make writes the deps relative to it ("../src/mm/x.c")
 _DEP = re.compile(r"^\s+(\S+?)\s*\\?$")
 _OPTION = re.compile(r"\$\((CONFIG_\w+)\)")
 
@@ -35,8 +37,8 @@ def object_deps(obj: Path) -> set[str]:
         text = cmd.read_text(errors="replace")
     except OSError:
         return set()
-    return {m.group(1)[len(SRC_PREFIX):] for line in text.splitlines()
-            if (m := _DEP.match(line)) and m.group(1).startswith(SRC_PREFIX)}
+    deps = (os.path.normpath(os.path.join(BUILD, m.group(1))) for line in text.splitlines() if (m := _DEP.match(line)))
+    return {d[len(SRC_PREFIX):] for d in deps if d.startswith(SRC_PREFIX)}
 
 
 def measure(build_dir: Path, tree: Path, dotconfig: str, touched: list[str], since: float,

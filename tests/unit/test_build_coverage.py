@@ -41,7 +41,7 @@ def obj(build: Path, name: str, deps: list[str], mtime: float) -> None:
     o = build / name
     o.parent.mkdir(parents=True, exist_ok=True)
     o.write_bytes(b"\x7fELF")
-    lines = "".join(f"  /src/{d} \\\n" for d in deps)
+    lines = "".join(f"  ../src/{d} \\\n" for d in deps)  # as make writes them, relative to /build
     o.with_name(f".{o.name}.cmd").write_text(f"savedcmd_{name} := gcc ...\n\ndeps_{name} := \\\n{lines}\n")
     os.utime(o, (mtime, mtime))
 
