@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""The bundled demo: the bot reviews a generated five-revision series served by a local public-inbox.
+"""The bundled demo: the bot reviews a generated eight-revision series served by a local public-inbox.
 
 lore.kernel.org is not reachable everywhere, so the demo serves its own archive on 127.0.0.1: the series
 that scripts/gen_series.py writes on top of kernel-tree/ (v1 clean, v2 re-introducing the June 2025
-out-of-bounds batched unmap, v3 fixing it, v4 adding a warning, v5 not applying), plus the real v4
+out-of-bounds batched unmap, v3 fixing it, v4 adding a warning, v5 not applying, v6/v7 a warning and a
+build error in files the old config never compiled, v8 a bug only the mm selftests see), plus the real v4
 thread of "mm: batched unmap lazyfree large folios" when ../shared/lore has it. Then it runs
 `bot check <v3>` with every stage that exists, and leaves the results in patchsets/; then `bot dashboard`
 writes dashboard/ and the demo ends with the path of the series page.
@@ -78,7 +79,7 @@ def main() -> int:
         cmd = [str(ROOT / ".venv" / "bin" / "bot"), "check", v3.cover_msgid, "--config", str(config), "--refetch"]
         cmd += [f"--{k}={v}" for k, v in (("arch", args.arch), ("stages", args.stages)) if v]
         print("demo: $ " + shlex.join(cmd), flush=True)
-        code = subprocess.run(cmd, timeout=3600).returncode
+        code = subprocess.run(cmd, timeout=7200).returncode  # cold: two kernel builds, then 8 revisions
         if code == 0:
             code = subprocess.run([cmd[0], "dashboard", "--config", str(config)], timeout=600).returncode
             print(f"demo: series page {series_page(patchsets, v3.cover_msgid, ROOT / 'dashboard')}")
