@@ -64,7 +64,7 @@ def print_summary(run: Any, stages: list[str], arches: list[str]) -> None:
     from bot.report import verdict_parts
 
     out = console()
-    shown = [s for s in stages if s != "fetch"] + (["stress"] if "boot" in stages else [])
+    shown = [x for s in stages if s != "fetch" for x in ([s, "stress", "selftests"] if s == "boot" else [s])]
     table = Table(title=escape(f"{run.series.subject}\n{run.series.author}"), title_justify="left")
     table.add_column("rev")
     table.add_column("found by", overflow="fold", max_width=24)

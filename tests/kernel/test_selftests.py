@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.demo import series as demo
+from bot.demo.writer import Edit, Patch, Revision, SeriesWriter
 from tests.conftest import run_bot, write_config
 from tests.kernel.conftest import CACHE, KERNEL_TREE, restored_tree
 
@@ -78,3 +79,39 @@ def test_the_reply_names_the_test_its_subtests_and_how_to_run_it(checked: tuple[
     assert "NEW FAILURE madv_populate: FAIL, 3 of 3 attempts; base: pass" in reply
     assert all(line in reply for line in FAILING)
     assert "./madv_populate" in reply
+
+
+HANG = Patch("selftests/mm: madv_populate waits for a signal", "x\n", (Edit(
+    "tools/testing/selftests/mm/madv_populate.c", "\tint nr_tests = 16;\n\tint err;\n\n",
+    "\tint nr_tests = 16;\n\tint err;\n\n\tfor (;;)\n\t\tpause();\n", "int main(int argc, char **argv)"),))
+DROP = Patch("selftests/mm: drop droppable", "x\n", (Edit(
+    "tools/testing/selftests/mm/Makefile", "TEST_GEN_FILES += droppable\n", ""),))
+
+
+def test_a_hanging_test_is_killed_the_rest_run_and_a_deleted_one_is_missing(inbox, tmp_path: Path) -> None:
+    """A revision that makes madv_populate hang and deletes droppable from the Makefile: the touched test runs
+    first (from the revision's own selftests build), is killed at its timeout and reported `timeout`, the tests
+    after it still run, and droppable is `missing` (the base has it), both new failures. x86_64 only."""
+    writer = SeriesWriter.on_tree(KERNEL_TREE, "debian/7.2.13-1", tmp_path / "w", msgid=lambda v, i: f"hang.v{v}.{i}@x")
+    posting = writer.write(Revision(1, "selftests/mm: two changes", [HANG, DROP]))
+    for m in posting.messages():
+        inbox.deliver(m)
+    config = write_config(tmp_path / "config.toml", inbox.url, kernel_tree=KERNEL_TREE)
+    config.write_text(config.read_text().replace('cache = "cache"', f'cache = "{CACHE}"')
+                      + '[selftests]\ntests = ["droppable", "mlock2-tests", "madv_populate"]\ntimeout_s = 20\n'
+                      '[arch.x86_64]\nselftests = []\n')
+    with restored_tree("review/*"):
+        proc = run_bot("check", posting.msgids[0], "--config", str(config), "--stages", "fetch,apply,build,boot",
+                       "--arch", "x86_64", "--json", cwd=tmp_path, timeout=3600)
+    assert proc.returncode == 0, proc.stderr
+    (rev,) = json.loads(proc.stdout)["revisions"]
+    st = rev["stages"]["selftests"]["x86_64"]
+    tests = {t["name"]: t for t in st["tests"]}
+    assert [t["name"] for t in st["tests"]][0] == "madv_populate" and tests["madv_populate"]["why"] == "touched"
+    assert tests["madv_populate"]["result"] == "timeout" and tests["madv_populate"]["attempts"] == ["timeout"]
+    assert "killed at its timeout" in tests["madv_populate"]["detail"]
+    assert tests["mlock2-tests"]["result"] == "pass"  # run after the one that hung
+    assert tests["droppable"]["result"] == "missing", tests["droppable"]
+    assert sorted(st["new_failures"]) == ["droppable", "madv_populate"] and st["status"] == "failed"
+    assert rev["stages"]["build"]["x86_64"]["selftests"]["key"] != rev["stages"]["build"]["x86_64"][
+        "base_selftests"]["key"]  # built from the revision's own tree
