@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from bot import config as configmod
-from bot.boot import qemu
+from bot.boot import console, qemu, vm
 from bot.boot.selftests import SelftestsBoot, outcome, plan, tap
+from bot.boot.stage import BaseRun, selftests_result
 from bot.build.selftests import failed_targets
 from bot.config import Config, SelftestsConfig
 from bot.errors import UsageError
@@ -185,3 +186,30 @@ def test_tsc_hint_only_for_x86_under_tcg() -> None:
     assert qemu.tsc_hint("x86_64", "tcg", info) == "tsc_early_khz=2596144 "
     assert qemu.tsc_hint("x86_64", "kvm", info) == "" and qemu.tsc_hint("arm64", "tcg", info) == ""
     assert qemu.tsc_hint("x86_64", "tcg", "no such line") == ""
+
+
+def boot_of(text: str) -> vm.Boot:
+    return vm.Boot(qemu.QemuRun(30.0, False, 0, text), console.parse(text), ["qemu"], "tcg", Path("/l"))
+
+
+def test_stage_result_from_a_console_never_passes_on_nothing() -> None:
+    cfg = Config()
+    built = SelftestsBuild("k", "/d", built=["madv_populate", "cow"], wanted=["madv_populate", "cow", "rmap"],
+                           not_built={"rmap": "rmap.c:1: error: x"})
+    names = [("madv_populate", "default"), ("cow", "default"), ("rmap", "default")]
+    boot = SelftestsBoot(entries("madv_populate", "cow"), "", Path("/d"), 150, 180)
+    text = CONSOLE.replace("### NOTRUN 5 budget\n", "")
+    base = BaseRun(set(), {"madv_populate": SelftestRun("madv_populate", "pass"), "cow": SelftestRun("cow", "pass")})
+    res = selftests_result(cfg, boot_of(text), boot, names, built, base, built)
+    assert res.status == "failed" and res.new_failures == ["madv_populate"] and res.not_built == ["rmap"]
+    assert [t.name for t in res.tests or []] == ["madv_populate", "cow", "rmap"] and res.seconds == 199.5
+    off = dataclasses.replace(cfg, selftests=dataclasses.replace(cfg.selftests, enabled=False))
+    assert selftests_result(off, boot_of(text), boot, names, built, base, built).status == "skipped"
+    broken = SelftestsBuild("", "", error="selftests for arm64: make headers failed")
+    got = selftests_result(cfg, boot_of(text), None, names, broken, None, None)
+    assert got.status == "error" and "make headers failed" in got.detail
+    nothing = selftests_result(cfg, boot_of(text), None, [("soft-dirty", "default")], built, base, built)
+    assert nothing.status == "skipped" and "none of the selftests" in nothing.detail
+    no_userspace = selftests_result(cfg, boot_of("[ 1.000000] Kernel panic - not syncing: x\n"), boot, names,
+                                    built, base, built)
+    assert no_userspace.status == "skipped" and "no userspace" in no_userspace.detail
