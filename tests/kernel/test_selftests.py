@@ -5,7 +5,8 @@ booted once with the same tests.
 
 v8's madv_populate is a new failure on both arches (every attempt failed, the base passed) with its failing
 subtests named and a reproduce line in the reply; the clean v1 passes with nothing flaky; stress passes on
-both, so only the selftests caught it. One selftest boot per arch at least (three: base, v1, v8).
+both, so only the selftests caught it. One selftest boot per arch at least (three: base, v1, v8). Then, on
+x86_64, a revision whose touched test hangs and which deletes another from the Makefile.
 """
 
 from __future__ import annotations
