@@ -188,7 +188,7 @@ class SelftestsConfig:
     tests: list[str] = field(default_factory=lambda: list(DEFAULT_SELFTESTS))  # commands, run in this order
     for_files: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_FOR_FILES))
     budget_s: float = 150.0  # guest seconds of tests per boot; tests not started by then are reported not run
-    timeout_s: int = 180  # per test (and per rerun) inside the VM
+    timeout_s: int = 300  # per test (and per rerun) inside the VM; a timed-out test is rerun once
     reruns: int = 2  # a test that fails here but not on the base is run again this many times (same boot)
     full: bool = False  # every test run_vmtests.sh runs instead of the default set (`bot check --full`)
     full_budget_s: float = 3600.0  # the budget when full

@@ -109,7 +109,9 @@ def test_a_hanging_test_is_killed_the_rest_run_and_a_deleted_one_is_missing(inbo
     st = rev["stages"]["selftests"]["x86_64"]
     tests = {t["name"]: t for t in st["tests"]}
     assert [t["name"] for t in st["tests"]][0] == "madv_populate" and tests["madv_populate"]["why"] == "touched"
-    assert tests["madv_populate"]["result"] == "timeout" and tests["madv_populate"]["attempts"] == ["timeout"]
+    # a timeout is rerun once (load can stretch a test past it), a second one is a hang
+    assert tests["madv_populate"]["result"] == "timeout"
+    assert tests["madv_populate"]["attempts"] == ["timeout", "timeout"]
     assert "killed at its timeout" in tests["madv_populate"]["detail"]
     assert tests["mlock2-tests"]["result"] == "pass"  # run after the one that hung
     assert tests["droppable"]["result"] == "missing", tests["droppable"]
