@@ -99,11 +99,12 @@ def base_cache_path(config: Config, arch: str, base: str, key: str) -> Path:
 
 def base_key(config: Config, config_hash: str) -> str:
     """What the base boot's findings depend on: kernel config, stress program and settings, VM and cmdline,
-    the selftests runner and how it runs a test."""
+    the selftests runner, how it runs a test and the settings around tests."""
     s = config.selftests
     parts = [config_hash, stress.source_hash(""), json.dumps(stress_settings(config), sort_keys=True),
              config.boot.cmdline, str(config.boot.memory_mib), str(config.boot.smp),
-             stress.source_hash("", selftests.RUNNER), str(s.timeout_s), str(s.reruns)]
+             stress.source_hash("", selftests.RUNNER), str(s.timeout_s), str(s.reruns),
+             json.dumps(plan.AROUND, sort_keys=True)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 

@@ -37,6 +37,9 @@ AS_NOBODY = {"on-fault-limit"}  # run_vmtests.sh runs it as nobody: root has no 
 AROUND = {
     "mremap_test": [("/proc/sys/vm/overcommit_memory", "1", "0")],  # its 2 GB cases in a 1 GiB guest
     "hugetlb-read-hwpoison": [("/proc/sys/vm/nr_hugepages", "16", "0")],  # it reserves none itself
+    # cow's io_uring fixed-buffer cases hung on arm64 under TCG in 2 of ~25 boots of clean kernels ("R/O-mapping
+    # a page registered as iouring fixed buffer ... with partially shared THP"): skipped until understood
+    "cow": [("/proc/sys/kernel/io_uring_disabled", "2", "0")],
 }
 _WORD = re.compile(r"^[\w.,:+=/-]+$")
 
