@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.boot import qemu, selftests, stress  # noqa: E402
 from bot.boot.selftests import plan  # noqa: E402
-from bot.boot.stage import _boot_plan, base_key, base_run, selftests_result  # noqa: E402
+from bot.boot.stage import base_key, base_run, revision_plan, selftests_result  # noqa: E402
 from bot.boot.vm import boot_kernel, boot_timeout, stress_settings  # noqa: E402
 from bot.config import load  # noqa: E402
-from bot.results import FAILING, RevisionResult  # noqa: E402
+from bot.results import RevisionResult  # noqa: E402
 
 
 def main() -> int:
@@ -54,9 +54,7 @@ def main() -> int:
                 wanted = plan.wanted(cfg, arch, [], built.selftests.wanted)
                 base = base_run(cfg, arch, r.base.commit, built.base_image, base_key(cfg, built.config_hash or ""),
                                 work, built.base_selftests, wanted)
-                reruns = {n: 0 if base and base.tests and n in base.tests and base.tests[n].result in FAILING
-                          else cfg.selftests.reruns for n, _ in wanted}
-                boot = _boot_plan(cfg, built.selftests, wanted, reruns, cfg.selftests.budget_s)
+                boot = revision_plan(cfg, built.selftests, wanted, base)
                 assert boot is not None
                 for i in range(args.repeat):
                     t0 = time.monotonic()

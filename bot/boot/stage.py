@@ -192,13 +192,22 @@ def selftests_result(config: Config, b: Boot | None, boot: SelftestsBoot | None,
 # ---------------------------------------------------------------- runner
 
 
-def _wanted(ctx: StageContext, arch: str, built: SelftestsBuild | None) -> list[tuple[str, str]]:
-    """The commands this revision runs on arch: what it touches first, then the default set (plan.py)."""
-    applied = ctx.revision.stages.apply
-    base = ctx.revision.base.commit
-    touched = repo.changed_files(Path(ctx.config.paths.kernel_tree), base, applied.branch) \
-        if base and applied.branch else []
-    return plan.wanted(ctx.config, arch, touched, built.wanted if built else [], full=ctx.config.selftests.full)
+def revision_plan(config: Config, tests: SelftestsBuild | None, wanted: list[tuple[str, str]],
+                  base: BaseRun | None) -> SelftestsBoot | None:
+    """A revision's selftests boot: reruns for the failures the base does not show (none for a test the base
+    fails already), the default or the full budget."""
+    reruns = {n: 0 if base and base.tests and n in base.tests and base.tests[n].result in FAILING
+              else config.selftests.reruns for n, _ in wanted}
+    budget = config.selftests.full_budget_s if config.selftests.full else config.selftests.budget_s
+    return _boot_plan(config, tests, wanted, reruns, budget)
+
+
+def _touched(ctx: StageContext) -> list[str]:
+    """The files the revision changes (its selftests run first)."""
+    applied, base = ctx.revision.stages.apply, ctx.revision.base.commit
+    if not base or not applied.branch:
+        return []
+    return repo.changed_files(Path(ctx.config.paths.kernel_tree), base, applied.branch)
 
 
 def run_stage(ctx: StageContext) -> Outputs:
@@ -207,6 +216,7 @@ def run_stage(ctx: StageContext) -> Outputs:
     stresses: dict[str, StressResult] = {}
     tests: dict[str, SelftestsResult] = {}
     config = ctx.config
+    touched = _touched(ctx) if config.selftests.enabled else []
     for arch in ctx.arches:
         built = ctx.revision.stages.build.get(arch)
         if built is None or built.status != "ok" or not built.image or not Path(built.image).exists():
@@ -217,15 +227,13 @@ def run_stage(ctx: StageContext) -> Outputs:
             continue
         work = ctx.rdir / "boot"
         mine = built.selftests if config.selftests.enabled else None
-        wanted = _wanted(ctx, arch, mine) if mine and not mine.error else []
+        wanted = plan.wanted(config, arch, touched, mine.wanted, full=config.selftests.full) \
+            if mine and not mine.error else []
         # the base first (cached): its outcomes decide which failures here get reruns
         key = base_key(config, built.config_hash or "")
         base = base_run(config, arch, ctx.revision.base.commit, built.base_image, key, work,
                         built.base_selftests if mine else None, wanted)
-        reruns = {n: 0 if base and base.tests and n in base.tests and base.tests[n].result in FAILING
-                  else config.selftests.reruns for n, _ in wanted}
-        budget = config.selftests.full_budget_s if config.selftests.full else config.selftests.budget_s
-        sboot = _boot_plan(config, mine, wanted, reruns, budget)
+        sboot = revision_plan(config, mine, wanted, base)
         b = boot_kernel(config, arch, Path(built.image), ctx.rdir / "logs" / f"boot-{arch}.log", work, sboot)
         # a base image is only there if the build stage kept one; else preexisting stays None
         boots[arch] = boot_result(b, base.fingerprints if base else None)
