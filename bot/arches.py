@@ -33,3 +33,8 @@ ARCHES: dict[str, Arch] = {
                   "arm64", "aarch64-linux-gnu"),
 }
 NAMES: tuple[str, ...] = tuple(ARCHES)
+
+
+def with_variants(arches: list[str], variants: list[str]) -> list[str]:
+    """The arches asked for, then each [build] variant whose base arch is among them."""
+    return arches + [v for v in variants if v not in arches and v in ARCHES and ARCHES[v].name.split("-")[0] in arches]

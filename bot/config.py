@@ -126,6 +126,9 @@ class BuildConfig:
     timeout: float = 3600.0  # seconds per make invocation (a cold build is ~6 min per arch on 2 cores)
     memory_max_mib: int = 8192  # memory limit of the sandboxed make; 0 = none
     ccache: str = "ccache"  # command; "" to build without it
+    # extra kernels per revision besides each arch's own (bot/arches.py VARIANTS: "arm64-16k", "arm64-64k",
+    # "x86_64-kasan"), each built, booted and tested like an arch of its own; off by default (one machine)
+    variants: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,29 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class WorkersConfig:
+    """[workers]: where builds and boots run (bot/workers/): in this process ("local"), or as Celery tasks
+    on `bot worker` processes, one task per revision and arch, through a Redis broker ("celery")."""
+
+    engine: str = "local"  # "local" | "celery"
+    broker: str = "redis://127.0.0.1:6379/0"
+    backend: str = ""  # Celery's result backend; "" = the broker's Redis
+    task_time_limit_s: float = 10800.0  # one task: apply, build and boot of one revision on one arch
+    visibility_timeout_s: float = 24000.0  # unacked task redelivered after this; must exceed the time limit
+    lost_after_s: float = 120.0  # a started task whose worker answers no ping this long is sent again
+    queued_timeout_s: float = 86400.0  # a task no worker started within this is an error (no worker for it)
+    retries: int = 2  # times a task is sent again after its worker was lost
+    result_ttl_s: float = 7 * 86400.0  # how long Redis keeps a finished task's result
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("local", "celery"):
+            raise UsageError(f"config: [workers] engine must be \"local\" or \"celery\", not {self.engine!r}")
+        if self.visibility_timeout_s <= self.task_time_limit_s:
+            raise UsageError("config: [workers] visibility_timeout_s must be above task_time_limit_s (else a "
+                             "running task is delivered again to another worker)")
+
+
+@dataclass(frozen=True)
 class Config:
     lore: LoreConfig = field(default_factory=LoreConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -243,6 +269,7 @@ class Config:
     stress: StressConfig = field(default_factory=StressConfig)
     selftests: SelftestsConfig = field(default_factory=SelftestsConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
     arch: dict[str, ArchConfig] = field(default_factory=lambda: dict(DEFAULT_ARCH))
     source: Path | None = None  # the file it was read from, if any
 

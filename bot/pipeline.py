@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import boot, build, fetch, repo, report, reuse, tree, walkdiff
+from bot.arches import with_variants
 from bot.config import STAGES, Config
 from bot.errors import BadInput, UsageError
 from bot.results import (
@@ -116,6 +117,7 @@ def run(config: Config, target: str | fetch.LocalSource, stages: list[str], arch
     for one revision (its root Message-ID) alone; on_stage is called before each stage that runs.
     """
     context: tuple[str, ...] = ()
+    arches = with_variants(arches, config.build.variants)
     if isinstance(target, fetch.LocalSource):
         config = never_send(config)
         summary, results = fetch.fetch_local(config, target, progress=progress)
