@@ -238,13 +238,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     from bot import daemon
 
     cfg = configmod.load(args.config)
+    from bot.workers import status as workers_status
+
     data = daemon.collect(cfg, last=args.last)
+    data["workers"] = workers_status.collect(cfg)
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        daemon.render(data, console(highlight=True))
+        out = console(highlight=True)
+        daemon.render(data, out)
+        for line in workers_status.render_lines(data["workers"]):
+            out.print(escape(line))
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bot.workers import worker
+
+    cfg = configmod.load(args.config)
+    if cfg.workers.engine != "celery":
+        raise UsageError('bot worker: [workers] engine is "local" (builds run in `bot check`/`bot daemon`); '
+                         'set engine = "celery" and broker')
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    arches = [a.strip() for a in args.arch.split(",") if a.strip()] if args.arch else None
+    return worker.main(cfg, arches, args.concurrency, args.name)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -327,6 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print it as one JSON document on stdout")
     status.add_argument("-n", "--last", type=int, default=10, help="how many recent results (default 10)")
     status.set_defaults(func=cmd_status)
+    wk = sub.add_parser("worker", parents=[common],
+                        help="serve build and boot tasks ([workers] engine = \"celery\") for the arches given")
+    wk.add_argument("--arch", help="comma list of arches and variants to serve (default: every one this machine "
+                    "has the compiler and QEMU for)")
+    wk.add_argument("--concurrency", type=int, default=1, help="tasks at a time (default 1: a build takes "
+                    "every core)")
+    wk.add_argument("--name", help="the worker's Celery hostname (default mmbot-<pid>@<host>)")
+    wk.set_defaults(func=cmd_worker)
     dash = sub.add_parser("dashboard", parents=[common],
                           help="write the static results site into [paths] dashboard (and serve it with --serve)")
     dash.add_argument("--serve", action="store_true", help="then serve it on 127.0.0.1 until interrupted")

@@ -259,6 +259,7 @@ class WorkersConfig:
 @dataclass(frozen=True)
 class Config:
     lore: LoreConfig = field(default_factory=LoreConfig)
+    outage_s: float = 1800.0  # the broker unreachable this long (Redis down) fails the tasks in flight
     paths: PathsConfig = field(default_factory=PathsConfig)
     tree: TreeConfig = field(default_factory=TreeConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)

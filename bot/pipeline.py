@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import boot, build, fetch, repo, report, reuse, tree, walkdiff
+from bot import boot, build, fetch, repo, report, reuse, tree, walkdiff, workers
 from bot.arches import with_variants
 from bot.config import STAGES, Config
 from bot.errors import BadInput, UsageError
@@ -58,6 +58,7 @@ RUNNERS: dict[str, Runner] = {
 FILLS = {"boot": ("boot", "stress", "selftests")}  # stages a runner fills besides its own name
 CONTEXT_STAGES = ("apply",)  # what a local check runs for the revisions before the one checked (walkdiff)
 USES_WORK_TREE = ("apply", "build")  # stages that check out in kernel-tree/: one process at a time
+REMOTE = workers.STAGES  # stages run on Celery workers when [workers] engine = "celery"
 
 
 def available_stages() -> list[str]:
@@ -128,9 +129,11 @@ def run(config: Config, target: str | fetch.LocalSource, stages: list[str], arch
     fetched = [r for r in results if r.stages.fetch.status == "ok"]
     newest = max((r.version for r in fetched), default=0)
     out = Run(summary, results)
+    remote = [s for s in REMOTE if s in stages] if config.workers.engine == "celery" else []
     for name in stages:
-        if name == "fetch":
+        if name == "fetch" or (name in remote and name != remote[0]):
             continue
+        ctxs = []
         for i, result in enumerate(results):
             if result not in fetched:
                 continue
@@ -138,7 +141,12 @@ def run(config: Config, target: str | fetch.LocalSource, stages: list[str], arch
             if aside and name not in context:  # reuse skips what a context revision has already
                 continue
             rdir = revision_dir(config.paths.patchsets, summary.slug, result.version)
-            ctx = StageContext(config, summary, result, rdir, results[i - 1] if i > 0 else None, arches, newest)
+            ctxs.append(StageContext(config, summary, result, rdir, results[i - 1] if i > 0 else None, arches,
+                                     newest))
+        if name in remote:  # build and boot of every revision and arch, at once, on the workers
+            _on_workers(ctxs, remote, rerun, out, progress, on_stage)
+            continue
+        for ctx in ctxs:
             _stage(ctx, name, name in rerun, out, progress, on_stage)
     return out
 
@@ -172,6 +180,50 @@ def _stage(ctx: StageContext, name: str, forced: bool, out: Run, progress: Progr
     with repo.work_tree_lock(ctx.config) if name in USES_WORK_TREE else contextlib.nullcontext():
         store(result, _run_arches(name, ctx), keys)
     save_revision(ctx.rdir / "result.json", result)
+
+
+def _keys(ctx: StageContext, name: str, arch: str) -> dict[str, str]:
+    prev = ctx.previous
+    prev_rdir = ctx.revision_dir(prev.version) if prev else None
+    return reuse.inputs(ctx.config, name, ctx.revision, ctx.rdir, prev, prev_rdir, arch)
+
+
+def _on_workers(ctxs: list[StageContext], names: list[str], rerun: Collection[str], out: Run, progress: Progress,
+                on_stage: StageHook | None) -> None:
+    """[workers] engine = "celery": one task per revision and arch whose build or boot cannot be reused, all
+    sent at once; each outcome is stored in its result.json as it lands. A revision that did not apply has
+    nothing to send: its stages run here (they only say "not built")."""
+    jobs: list[workers.Job] = []
+    for ctx in ctxs:
+        result = ctx.revision
+        if result.stages.apply.status != "ok":
+            for name in names:
+                _stage(ctx, name, name in rerun, out, progress, on_stage)
+            continue
+        keys = {a: {n: _keys(ctx, n, a) for n in names} for a in ctx.arches}
+        todo = [a for a in ctx.arches if any(
+            n in rerun or not reuse.reusable(result.stages.entries(n, [a]) if n != "boot" else
+                                             [e for f in FILLS["boot"] for e in result.stages.entries(f, [a])],
+                                             keys[a][n]) for n in names)]
+        out.reused += [f"v{result.version} {n} {a}" for a in ctx.arches if a not in todo for n in names]
+        if not todo:
+            progress(f"{'+'.join(names)}: v{result.version} reused (inputs unchanged)")
+            continue
+        if on_stage is not None:
+            for name in names:
+                on_stage(name, result)
+        progress(f"{'+'.join(names)}: v{result.version} {', '.join(todo)} sent to the workers")
+        jobs += [workers.Job(ctx, a, names, keys[a]) for a in todo]
+    for landed in workers.run_jobs(ctxs[0].config, jobs) if jobs else ():
+        job = landed.job
+        timing = landed.timing
+        how = (f" (queued {timing['enqueue_to_start']:.0f} ms, stored {timing['finish_to_stored']:.0f} ms after "
+               "it finished)") if "finish_to_stored" in timing else ""
+        progress(f"{'+'.join(names)}: {job.name} {landed.detail}{how}")
+        for stage, per in landed.outputs.items():
+            owner = "build" if stage == "build" else "boot"
+            store(job.ctx.revision, {stage: per}, {job.arch: job.keys.get(owner)})
+        save_revision(job.ctx.rdir / "result.json", job.ctx.revision)
 
 
 def parallel_arches(name: str, config: Config, n: int) -> int:

@@ -129,6 +129,9 @@ def work_tree_lock(config: Config) -> Iterator[None]:
     fd = os.open(gitdir / "mm-review-bot.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        # A holder killed mid-checkout (a worker's time limit, SIGKILL) leaves git's lock behind; with the
+        # lock held no bot process uses the tree, and no one else writes it.
+        (gitdir / "index.lock").unlink(missing_ok=True)
         yield
     finally:
         os.close(fd)

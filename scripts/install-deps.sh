@@ -10,6 +10,7 @@ PACKAGES=(
   ccache bubblewrap                              # cached, sandboxed builds
   qemu-system-x86 qemu-system-arm               # boot tests
   chromium chromium-driver fonts-dejavu-core    # the dashboard's browser tests and screenshot (headless)
+  redis-server                                  # [workers] engine = "celery": the broker (tests start their own)
 )
 
 missing=()

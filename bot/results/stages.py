@@ -20,6 +20,7 @@ class StageResult(Record):
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True)
     # What the result was made from (bot/reuse.py): a later run reuses it when today's inputs are the same.
     inputs: dict[str, str] | None = field(default=None, kw_only=True)
+    worker: str | None = field(default=None, kw_only=True)  # the `bot worker` that made it (engine "celery")
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -174,6 +175,7 @@ class BootResult(StageResult):
     seconds: float | None = None
     findings: list[Finding] | None = None
     base_note: str | None = None
+    page_size: int | None = None  # bytes, as the guest's stress init measured it (sysconf)
 
 
 @dataclass
