@@ -88,7 +88,7 @@ class _Coordinator:
         if known and attempts == 1:  # a restarted coordinator: watch the task already in flight
             state = self.patient("state", lambda: AsyncResult(known.decode(), app=self.app).state)
             if state in ("PENDING", "STARTED", "RETRY"):
-                log.info("%s: watching task %s sent by an earlier run", job.name, known.decode())
+                log.warning("%s: watching task %s, sent by an earlier run", job.name, known.decode())
                 return _Flight(job, known.decode(), time.time())
         task_id = f"{job.key}-{uuid.uuid4().hex[:8]}"
         payload = make_payload(job)

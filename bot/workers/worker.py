@@ -35,7 +35,7 @@ def missing_tools(config: Config, arch: str) -> list[str]:
     """The programs arch needs that this machine lacks (empty: it can serve arch)."""
     a = config.arch_config(arch)
     tools = [f"{a.cross_compile}gcc", a.qemu or "", a.stress_cc]
-    return [t for t in tools if t and shutil.which(t) is None]
+    return [t for t in dict.fromkeys(tools) if t and shutil.which(t) is None]
 
 
 def servable(config: Config, asked: list[str] | None) -> tuple[list[str], dict[str, list[str]]]:

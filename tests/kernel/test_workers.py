@@ -4,8 +4,8 @@ tests (one machine: the workers share them, taking turns at the work tree as any
 
 - the demo's clean v1 reviewed through two workers (one per arch) gives the result.json and the reply the
   local engine gives; a copy of a finished task sent again is not run again;
-- SIGKILL of a worker in the middle of its build: the task is sent again and finished by another worker,
-  one reply;
+- SIGKILL of a worker in the middle of its build, and of the coordinator: the restarted coordinator watches
+  the task in flight, finds its worker gone, sends it again; another worker finishes it, one reply;
 - a worker without the arm64 toolchain serves x86_64 only; Redis stopped in the middle of that run and
   started again: the run finishes, nothing lost, one reply; the arm64 task nobody takes is an `error`;
 - a task over its time limit is an `error` stage result saying so, and the next revision is reviewed.
@@ -33,6 +33,7 @@ from tests.kernel.conftest import CACHE, KERNEL_TREE, restored_tree
 
 pytestmark = pytest.mark.kernel
 STAGES = "fetch,apply,build,boot,report"
+SHORT = '[selftests]\ntests = ["madv_populate", "mremap_dontunmap", "mlock2-tests"]\n'  # in the base's cached run
 QUICK = '[selftests]\nenabled = false\n[stress]\nscenarios = ["lazyfree-pageout"]\n'  # fault tests: the engine
 
 
@@ -139,13 +140,24 @@ def normal_reply(text: str, roots: list[str]) -> str:
 
 def test_two_workers_give_what_the_local_engine_gives(inbox, broker: RedisServer, clean_v1: demo.Generated,
                                                       tmp_path: Path) -> None:
-    local = config(tmp_path / "local" / "config.toml", inbox.url, None)
+    local = config(tmp_path / "local" / "config.toml", inbox.url, None, extra=SHORT)
     got_local = check(local, clean_v1.cover_msgid)
     x86 = start(tmp_path, "w-x86", inbox.url, broker, "x86_64")
     arm = start(tmp_path, "w-arm", inbox.url, broker, "arm64")
     try:
-        celery = config(tmp_path / "celery" / "config.toml", inbox.url, broker)
-        got = check(celery, clean_v1.cover_msgid)
+        celery = config(tmp_path / "celery" / "config.toml", inbox.url, broker, extra=SHORT)
+        proc = spawn_check(celery, clean_v1.cover_msgid)
+        seen: dict[str, Any] = {}
+
+        def both_running() -> bool:  # `bot status` while the two tasks run: the workers and what each runs
+            st = run_bot("status", "--json", "--config", str(celery), cwd=celery.parent, timeout=60)
+            seen.update(json.loads(st.stdout)["workers"])
+            return seen.get("in_flight") == 2
+
+        wait_for("bot status shows both tasks running", both_running, timeout=300)
+        assert {w["name"].split("@")[0]: (w["queues"], [t["arch"] for t in w["active"]]) for w in seen["workers"]} == {
+            "w-x86": (["mmbot.x86_64"], ["x86_64"]), "w-arm": (["mmbot.arm64"], ["arm64"])}
+        got = finish(proc)
         (rev,) = got["revisions"]
         assert {a: rev["stages"]["build"][a]["worker"].split("@")[0] for a in ("x86_64", "arm64")} == {
             "x86_64": "w-x86", "arm64": "w-arm"}
@@ -183,25 +195,29 @@ def _args(broker: RedisServer, task_id: str) -> list[Any]:
     return list(AsyncResult(task_id, app=_app(broker)).args or [])
 
 
-def test_a_worker_killed_mid_build_loses_nothing(inbox, broker: RedisServer, clean_v1: demo.Generated,
-                                                 tmp_path: Path) -> None:
+def test_a_worker_and_the_coordinator_killed_mid_build_lose_nothing(inbox, broker: RedisServer,
+                                                                     clean_v1: demo.Generated, tmp_path: Path) -> None:
     a = start(tmp_path, "w-a", inbox.url, broker, "x86_64")
     b: WorkerProcess | None = None
     try:
         coord = config(tmp_path / "coord" / "config.toml", inbox.url, broker, {"lost_after_s": 10}, QUICK)
-        proc = spawn_check(coord, clean_v1.cover_msgid, "--arch", "x86_64")
+        first = spawn_check(coord, clean_v1.cover_msgid, "--arch", "x86_64")
         logs = tmp_path / "w-a" / "patchsets"
         wait_for("w-a's build runs make", lambda: any("$ make" in p.read_text()
                                                       for p in logs.glob("*/v1/logs/build-x86_64.log")))
         a.kill()  # SIGKILL to the worker; its pool process and the sandboxed make die with it
+        first.kill()  # and to the coordinator, as a crash of `bot daemon` would
+        first.wait()
         wait_for("nothing of w-a is left", lambda: not _processes("w-a/config.toml"), timeout=30)
         b = start(tmp_path, "w-b", inbox.url, broker, "x86_64")
-        got = finish(proc)
+        got = finish(spawn_check(coord, clean_v1.cover_msgid, "--arch", "x86_64"))  # the restart
         (rev,) = got["revisions"]
         for stage in ("build", "boot", "stress"):
             e = rev["stages"][stage]["x86_64"]
             assert e["status"] == "ok" and e["worker"].startswith("w-b@"), (stage, e)
+        assert "sent by an earlier run" in got["stderr"]  # the restarted coordinator sent nothing new at first,
         assert "answered no ping" in got["stderr"] and "sending the task again (attempt 2)" in got["stderr"]
+        assert b.text().count("succeeded in") == 1
         assert len(replies(coord)) == 1
     finally:
         a.stop()
@@ -223,7 +239,7 @@ def test_redis_restart_and_a_worker_without_the_arm64_toolchain(inbox, broker: R
     w = start(tmp_path, "w-x86only", inbox.url, broker, None, extra=lacks)
     assert "queues mmbot.x86_64 on" in w.text() and "not serving arm64: no-such-toolchain-gcc" in w.text()
     try:
-        coord = config(tmp_path / "coord" / "config.toml", inbox.url, broker, {"queued_timeout_s": 120}, QUICK)
+        coord = config(tmp_path / "coord" / "config.toml", inbox.url, broker, {"queued_timeout_s": 60}, QUICK)
         proc = spawn_check(coord, clean_v1.cover_msgid)
         wait_for("w-x86only started the task", lambda: "mmbot.review_arch[" in w.text())
         r = redis.Redis.from_url(broker.url)

@@ -2,7 +2,7 @@
 
 - every package under bot/ is in README.md's tables, and every package those tables name exists;
 - a stage package never imports another stage package, nor a driver (pipeline, daemon, cli) or the demo;
-- drivers (pipeline, daemon, cli, b4check) use a stage package only through its package (bot.<stage>), never
+- drivers (pipeline, daemon, cli, b4check, workers) use a stage package only through its package (bot.<stage>), never
   its internals;
 - shared modules (config, results, patches, proc, repo, retry, store, arches, errors) import no stage or driver;
 - no module over 400 lines, no function over 60.
@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BOT = REPO / "bot"
 STAGES = {"fetch", "tree", "build", "boot", "walkdiff", "report", "dashboard"}  # dashboard: the output after report
-DRIVERS = {"pipeline", "daemon", "cli", "b4check"}
+DRIVERS = {"pipeline", "daemon", "cli", "b4check", "workers"}  # workers: runs stage runners on another machine
 DEMO = {"demo"}
 MAX_LINES, MAX_FUNCTION = 400, 60
 
