@@ -246,6 +246,7 @@ class WorkersConfig:
     lost_after_s: float = 120.0  # a started task whose worker answers no ping this long is sent again
     queued_timeout_s: float = 86400.0  # a task no worker started within this is an error (no worker for it)
     retries: int = 2  # times a task is sent again after its worker was lost
+    outage_s: float = 1800.0  # the broker unreachable this long (Redis down) fails the tasks in flight
     result_ttl_s: float = 7 * 86400.0  # how long Redis keeps a finished task's result
 
     def __post_init__(self) -> None:
@@ -259,7 +260,6 @@ class WorkersConfig:
 @dataclass(frozen=True)
 class Config:
     lore: LoreConfig = field(default_factory=LoreConfig)
-    outage_s: float = 1800.0  # the broker unreachable this long (Redis down) fails the tasks in flight
     paths: PathsConfig = field(default_factory=PathsConfig)
     tree: TreeConfig = field(default_factory=TreeConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
