@@ -14,7 +14,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from bot.arches import ARCHES as KNOWN_ARCHES
 from bot.arches import NAMES as ARCHES
+from bot.arches import VARIANTS
 from bot.errors import UsageError
 
 KEY_ALIASES = {("report", "from"): "sender"}
@@ -129,6 +131,17 @@ class BuildConfig:
     # extra kernels per revision besides each arch's own (bot/arches.py VARIANTS: "arm64-16k", "arm64-64k",
     # "x86_64-kasan"), each built, booted and tested like an arch of its own; off by default (one machine)
     variants: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        known = ", ".join(f"{v} ({KNOWN_ARCHES[v].about})" for v in VARIANTS)
+        for v in self.variants:
+            if v not in VARIANTS:
+                raise UsageError(f"config: [build] variants: unknown variant {v!r} (known: {known})")
+            if self.variants.count(v) > 1:
+                raise UsageError(f"config: [build] variants: {v!r} is listed twice")
+            if self.kasan and KNOWN_ARCHES[v].kasan:
+                raise UsageError(f"config: [build] variants: {v!r} is the {KNOWN_ARCHES[v].base} kernel itself "
+                                 "when [build] kasan = true: drop one of them")
 
 
 @dataclass(frozen=True)
@@ -275,6 +288,9 @@ class Config:
     source: Path | None = None  # the file it was read from, if any
 
     def arch_config(self, name: str) -> ArchConfig:
+        """[arch.<name>]; a build variant without a table of its own has its base arch's settings."""
+        if name not in self.arch and name in KNOWN_ARCHES:
+            return self.arch[KNOWN_ARCHES[name].base]
         return self.arch[name]
 
     @property
@@ -324,14 +340,30 @@ def _section(cls: type, name: str, data: Any, defaults: Any = None) -> Any:
     return dataclasses.replace(defaults, **values) if defaults is not None else cls(**values)
 
 
+# What a build variant's [arch.<variant>] may not set: it shares these with its base arch (its selftests and
+# stress programs are the base's; the kernel is built with the base's compiler).
+BASE_ONLY = ("cross_compile", "stress_cc")
+
+
 def _arches(data: Any) -> dict[str, ArchConfig]:
+    """[arch.<name>] of the real arches (over DEFAULT_ARCH), then of build variants (over their base's)."""
     if not isinstance(data, dict):
         raise UsageError("config: [arch] must hold tables [arch.<name>]")
     out = dict(DEFAULT_ARCH)
     for name, table in data.items():
-        if name not in DEFAULT_ARCH:
-            raise UsageError(f"config: unknown architecture [arch.{name}] (known: {', '.join(DEFAULT_ARCH)})")
-        out[name] = _section(ArchConfig, f"arch.{name}", table, DEFAULT_ARCH[name])
+        if name not in DEFAULT_ARCH and name not in VARIANTS:
+            raise UsageError(f"config: unknown architecture [arch.{name}] (known: {', '.join(DEFAULT_ARCH)}; "
+                             f"build variants: {', '.join(VARIANTS)})")
+        if name in DEFAULT_ARCH:
+            out[name] = _section(ArchConfig, f"arch.{name}", table, DEFAULT_ARCH[name])
+    for name, table in data.items():
+        if name in VARIANTS:
+            base = KNOWN_ARCHES[name].base
+            for key in BASE_ONLY:
+                if isinstance(table, dict) and key in table:
+                    raise UsageError(f"config: [arch.{name}] {key}: a build variant uses its base arch's; set it "
+                                     f"in [arch.{base}]")
+            out[name] = _section(ArchConfig, f"arch.{name}", table, out[base])
     return out
 
 
