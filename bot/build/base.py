@@ -45,8 +45,8 @@ def prepare(config: Config, b: Builder, base: str, sources: list[str]) -> tuple[
     log = warnings_path(b, base).with_suffix(".objects.log")
     work.w1 = objects.base_diagnostics(b, base, sources, log, w1=True)
     outside = [s for s in sources if (b.tree / s).is_file() and not (b.dir / s).with_suffix(".o").is_file()]
-    if outside and not b.kasan_enabled:
-        work.variant = Builder(config, b.arch, b.tree, kasan=True)
+    if outside and not b.kasan_enabled:  # a build variant shares its base arch's (one build dir less)
+        work.variant = Builder(config, b.spec.base, b.tree, kasan=True)
         conf = work.variant.configure(log)
         if conf is not None and not conf.ok:
             return None, _why("configuring the KASAN config at the base", conf, log)

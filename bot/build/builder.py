@@ -66,7 +66,7 @@ class Builder:
         if cc_path is None:
             pkg = self.spec.compiler_package
             raise ToolMissing(f"compiler {self.cc} not found: install the Debian package {pkg} (apt-get install "
-                              f"{pkg}) or set [arch.{self.arch}] cross_compile")
+                              f"{pkg}) or set [arch.{self.spec.base}] cross_compile")
         # Tools are looked up on the host but run inside, where only /usr is mounted.
         if not Path(cc_path).resolve().is_relative_to("/usr"):
             raise ToolMissing(f"compiler {cc_path} is outside /usr, which is all the sandbox sees")

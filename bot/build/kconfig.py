@@ -1,7 +1,8 @@
 """The kernel configs the build stage uses: `make tinyconfig` + the fragments in bot/build/kconfig/, per arch:
 common.config and <arch>.config boot under QEMU; mm.config and <arch>-mm.config turn on every mm feature the
 arch supports, so that (almost) every mm/ file is compiled (options an arch cannot have are named in comments,
-with the reason); kasan.config and kasan-mm.config add generic KASAN.
+with the reason); kasan.config and kasan-mm.config add generic KASAN. A build variant (bot/arches.py) is its
+base arch's fragments plus its own (arm64-64k.config: 64 KiB pages; x86_64-kasan: the two KASAN ones).
 
 config_hash() keys build dirs and cached base results; after olddefconfig every requested option is
 checked in .config (dropped_options), so an option that vanished is named instead of silently not built.
@@ -13,6 +14,7 @@ import hashlib
 import re
 from pathlib import Path
 
+from bot.arches import ARCHES
 from bot.config import Config
 
 KCONFIG_DIR = Path(__file__).parent / "kconfig"
@@ -20,10 +22,11 @@ KCONFIG_DIR = Path(__file__).parent / "kconfig"
 
 def fragments(config: Config, arch: str, kasan: bool | None = None) -> list[Path]:
     """The fragments on top of tinyconfig, in merge order: what boots (common, <arch>), what compiles mm/
-    (mm, <arch>-mm), and with KASAN its two (kasan = None: as [build] kasan says)."""
-    names = ["common.config", f"{arch}.config", "mm.config", f"{arch}-mm.config"]
+    (mm, <arch>-mm), a build variant's own, and with KASAN its two (kasan = None: as [build] kasan says)."""
+    spec = ARCHES[arch]
+    names = ["common.config", f"{spec.base}.config", "mm.config", f"{spec.base}-mm.config", *spec.fragments]
     if config.build.kasan if kasan is None else kasan:
-        names += ["kasan.config", "kasan-mm.config"]
+        names += [n for n in ("kasan.config", "kasan-mm.config") if n not in names]
     return [KCONFIG_DIR / n for n in names]
 
 

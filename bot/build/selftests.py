@@ -1,7 +1,8 @@
 """tools/testing/selftests/mm built for the VMs: statically, per arch, from one tree's own sources (the
 revision's, or the base's), against that tree's uapi headers (`make headers`), in the build sandbox.
 
-Cached under <cache>/selftests/<arch>-<key>, the key being the git ids of every path the build reads (the
+Cached under <cache>/selftests/<arch>-<key> (a build variant's are its base arch's: the same binaries), the
+key being the git ids of every path the build reads (the
 selftests, tools/include, the uapi headers), the compiler and the libraries: an unchanged selftests dir costs
 nothing, and a series that does not touch them shares the base's binaries. A binary that does not build is
 recorded with its first error (not hidden); libnuma, libcap and liburing (five tests need the first two) come
@@ -45,21 +46,23 @@ _ERROR = re.compile(r"\berror\b|cannot find -l|undefined reference", re.I)
 
 
 def cache_dir(config: Config, arch: str, key: str) -> Path:
-    return config.cache / "selftests" / f"{arch}-{key}"
+    return config.cache / "selftests" / f"{ARCHES[arch].base}-{key}"
 
 
 def source_key(config: Config, arch: str, ref: str, compiler: str, sysroot: str) -> str:
-    """What the binaries depend on: the sources' git ids at ref, the compiler, the libraries, FORMAT."""
-    a = ARCHES[arch]
+    """What the binaries depend on: the sources' git ids at ref, the compiler, the libraries, FORMAT (not the
+    kernel config: a build variant's key is its base arch's)."""
+    a = ARCHES[ARCHES[arch].base]
     paths = [*STAGED, *(p.format(srcarch=a.srcarch) for p in UAPI)]
     ids = repo.tree_ids(Path(config.paths.kernel_tree), ref, paths)
-    return hashlib.sha256(json.dumps([FORMAT, arch, ids, compiler, sysroot]).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([FORMAT, a.name, ids, compiler, sysroot]).encode()).hexdigest()[:16]
 
 
 def build(config: Config, arch: str, ref: str, compiler: str, log_path: Path) -> SelftestsBuild:
     """The selftests of the tree at `ref`, from the cache or built now (checking `ref` out when it is not:
     `make headers` reads the work tree). Never raises for the tests' own build errors; OperationalError when
-    the headers cannot be made."""
+    the headers cannot be made. A build variant gets its base arch's (built and cached under the base)."""
+    arch = ARCHES[arch].base
     sysroot, notes = ensure_sysroot(config, arch)
     stamp = (sysroot / ".complete").read_text() if sysroot else "none"
     key = source_key(config, arch, ref, compiler, stamp)
