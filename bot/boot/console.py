@@ -21,6 +21,7 @@ _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control chars except tab/newl
 _STRESS = re.compile(r"^STRESS (\S+) (PASS|FAIL)\b ?(.*)$")
 _BEGIN = re.compile(r"^STRESS-BEGIN (\S+)")
 _RESULT = re.compile(r"^RESULT: (PASS|FAIL)\b")
+_PAGE_SIZE = re.compile(r"^# stress: page_size=(\d+)\b")  # what the guest's sysconf(_SC_PAGESIZE) said
 _USERSPACE = re.compile(r"^(# stress:|STRESS-BEGIN |STRESS |RESULT: |### SELFTESTS )|Run /init as init process")
 _TEST_BEGIN = re.compile(r"^### BEGIN \d+ attempt=\d+ ::\s*(.*)$")  # the selftests runner's frames
 _TEST_END = re.compile(r"^### (END|SELFTESTS done) ")
@@ -58,6 +59,7 @@ class Console:
     running: str | None = None  # the scenario begun last (for a timeout: where it hung)
     selftest: str | None = None  # the selftest running (its command), while its frame is open
     last_line: str = ""
+    page_size: int | None = None  # the guest's page size, as the stress init printed it
 
 
 def clean_lines(text: str) -> list[str]:
@@ -137,6 +139,9 @@ def parse(text: str) -> Console:
             continue
         if m := _RESULT.match(line):
             con.result = m.group(1).lower()
+            continue
+        if con.page_size is None and (m := _PAGE_SIZE.match(line)):
+            con.page_size = int(m.group(1)[:9])
             continue
         if m := _TEST_BEGIN.match(line):
             con.selftest = m.group(1).split("[")[0].strip()  # a printk may have cut into it

@@ -61,8 +61,8 @@ def kvm_usable() -> bool:
 
 
 def choose_accel(arch: str, wanted: str) -> str:
-    """KVM only for x86_64 (the host arch) when it really works; TCG otherwise."""
-    if arch != "x86_64" or wanted == "tcg":
+    """KVM only for x86_64 (the host arch; its build variants too) when it really works; TCG otherwise."""
+    if (ARCHES[arch].base if arch in ARCHES else arch) != "x86_64" or wanted == "tcg":
         return "tcg"
     return "kvm" if kvm_usable() else "tcg"
 
@@ -73,9 +73,9 @@ def qemu_command(config: Config, arch: str, kernel: Path, initrd: Path, accel: s
     # printk.time: kernel lines are told from a selftest's output by their timestamp (selftests/tap.py).
     # numa=fake=2: two nodes for the selftests that migrate between nodes (NUMA_EMU; no ACPI/DT nodes here).
     cmdline = (f"console={a.console} panic=-1 oops=panic loglevel=7 rdinit=/init initcall_blacklist=dmapool_checks "
-               f"printk.time=1 numa=fake=2 {tsc_hint(arch, accel)}{config.boot.cmdline}").strip()
+               f"printk.time=1 numa=fake=2 {tsc_hint(a.base, accel)}{config.boot.cmdline}").strip()
     accel_args = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg"]
-    if arch == "arm64":
+    if a.base == "arm64":
         accel_args = ["-accel", "tcg"]  # -cpu max is in the machine args
     return [
         config.arch_config(arch).qemu, *a.machine, *accel_args,

@@ -3,7 +3,8 @@ reclaim scenarios pass, with no kernel finding the base kernel does not show too
 
 - boot: ok = the stress /init started; failed = it did not (panic/oops at boot, QEMU error); error = QEMU
   was killed at the wall-clock timeout ("timeout" in the detail and `boot_status`), or the VM could not be
-  started (missing QEMU binary/firmware).
+  started (missing QEMU binary/firmware), or the guest's page size (`page_size`, printed by the stress init)
+  is not the one the arch or build variant is for (bot/arches.py: the kernel is not the one claimed).
 - stress: ok = RESULT: PASS and no new finding; failed = a scenario failed, the VM died or hung before
   RESULT, or a new finding; skipped = no userspace.
 The base kernel is booted once the same way (cached by arch, base, config and stress settings), so a finding
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot import repo
+from bot.arches import ARCHES
 from bot.boot import console, selftests, stress
 from bot.boot.selftests import SelftestsBoot, outcome, plan, tap
 from bot.boot.vm import Boot, boot_kernel, stress_settings
@@ -42,7 +44,8 @@ def boot_result(b: Boot, base: set[str] | None) -> BootResult:
     for f in b.con.findings:
         f.preexisting = None if base is None else f.fingerprint in base
     res = BootResult("ok", "", accel=b.accel, command=b.command_line, log=str(b.log),
-                     seconds=b.run.seconds if b.run else 0.0, findings=list(b.con.findings))
+                     seconds=b.run.seconds if b.run else 0.0, findings=list(b.con.findings),
+                     page_size=b.con.page_size)
     if b.accel == "tcg":
         res.accel_note = "KVM not usable here (/dev/kvm missing or no vmx/svm): TCG emulation"
     if b.error:
@@ -56,7 +59,18 @@ def boot_result(b: Boot, base: set[str] | None) -> BootResult:
         res.status, res.detail, res.boot_status = "failed", f"no userspace: {first}", "failed"
     else:
         assert b.run is not None
-        res.detail, res.boot_status = f"booted to userspace ({b.accel}, {b.run.seconds:.0f}s to result)", "ok"
+        pages = f"; {b.con.page_size >> 10} KiB pages" if b.con.page_size and b.con.page_size != 4096 else ""
+        res.detail, res.boot_status = f"booted to userspace ({b.accel}, {b.run.seconds:.0f}s to result{pages})", "ok"
+    return res
+
+
+def check_page_size(res: BootResult, arch: str) -> BootResult:
+    """An error when the guest's page size is not the one `arch` is for (a variant's fragment lost)."""
+    want = ARCHES[arch].page_size if arch in ARCHES else None
+    if res.status == "ok" and want and res.page_size and res.page_size != want:
+        res.status = "error"
+        res.detail = (f"the guest runs with {res.page_size}-byte pages, not the {want} bytes {arch} is built for "
+                      f"(its kernel config is not the one claimed; {res.detail})")
     return res
 
 
@@ -236,7 +250,7 @@ def run_stage(ctx: StageContext) -> Outputs:
         sboot = revision_plan(config, mine, wanted, base)
         b = boot_kernel(config, arch, Path(built.image), ctx.rdir / "logs" / f"boot-{arch}.log", work, sboot)
         # a base image is only there if the build stage kept one; else preexisting stays None
-        boots[arch] = boot_result(b, base.fingerprints if base else None)
+        boots[arch] = check_page_size(boot_result(b, base.fingerprints if base else None), arch)
         if base is None:
             boots[arch].base_note = "base kernel not booted (no base image): findings not checked against it"
         stresses[arch] = stress_result(b)

@@ -45,8 +45,10 @@ def stress_settings(config: Config) -> dict[str, str | int]:
 
 
 def boot_timeout(config: Config, arch: str) -> float:
+    """[arch.<name>] boot_timeout, times [boot] kasan_timeout_factor for a KASAN kernel."""
     t = config.arch_config(arch).boot_timeout
-    return t * (config.boot.kasan_timeout_factor if config.build.kasan else 1.0)
+    kasan = config.build.kasan or (arch in ARCHES and ARCHES[arch].kasan)
+    return t * (config.boot.kasan_timeout_factor if kasan else 1.0)
 
 
 def boot_kernel(config: Config, arch: str, kernel: Path, log_path: Path, work: Path,
@@ -62,10 +64,11 @@ def boot_kernel(config: Config, arch: str, kernel: Path, log_path: Path, work: P
     if not kernel.is_file():
         return Boot(None, empty, [binary], accel, log_path, f"kernel image {kernel} not found")
     kernel = kernel.resolve()  # QEMU runs in the sandbox, where the image is bound at its absolute path
-    cc = config.arch_config(arch).stress_cc
+    real = ARCHES[arch].base  # a build variant boots its base arch's static programs
+    cc = config.arch_config(real).stress_cc
     try:
-        init = stress.build_init(arch, cc, config.cache)
-        extra = [] if tests is None else selftests.initramfs_entries(selftests.build_runner(arch, cc, config.cache),
+        init = stress.build_init(real, cc, config.cache)
+        extra = [] if tests is None else selftests.initramfs_entries(selftests.build_runner(real, cc, config.cache),
                                                                      tests)
     except stress.StressBuildError as e:
         return Boot(None, empty, [], accel, log_path, str(e))

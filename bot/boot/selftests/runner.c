@@ -82,14 +82,24 @@ static int write_file(const char *path, const char *val)
 	return n == (ssize_t)strlen(val) ? 0 : -1;
 }
 
-/* The stress scenarios turned 64 KiB mTHP on: give the tests the kernel's defaults (they set their own). */
+/* The stress scenarios turned an mTHP size on: give the tests the kernel's defaults (they set their own):
+ * the PMD size (2048kB with 4 KiB pages, 524288kB with 64 KiB) inherits, the others are off. */
 static void thp_defaults(void)
 {
+	char pmd[64] = "-2048kB/", buf[32] = "";
+	int fd = open(THP "/hpage_pmd_size", O_RDONLY);
 	glob_t g;
 
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+
+		close(fd);
+		if (n > 0 && atol(buf) > 0)
+			snprintf(pmd, sizeof(pmd), "-%ldkB/", atol(buf) >> 10);
+	}
 	if (glob(THP "/hugepages-*kB/enabled", 0, NULL, &g) == 0) {
 		for (size_t i = 0; i < g.gl_pathc; i++)
-			write_file(g.gl_pathv[i], strstr(g.gl_pathv[i], "-2048kB/") ? "inherit" : "never");
+			write_file(g.gl_pathv[i], strstr(g.gl_pathv[i], pmd) ? "inherit" : "never");
 		globfree(&g);
 	}
 	write_file(THP "/enabled", "always");

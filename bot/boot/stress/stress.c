@@ -8,7 +8,9 @@
  *
  * then execs /selftests/run when the initramfs has it (the mm selftests, in the same boot), else powers the
  * VM off. Every scenario runs in a child with its own alarm(), so a hang in one is reported as FAIL
- * (timeout) and the others still run. Lines starting with "# " are diagnostics.
+ * (timeout) and the others still run. Lines starting with "# " are diagnostics; the first one says the page
+ * size the kernel runs with ("# stress: page_size=<bytes> ..."): the sizes below follow it, so one binary
+ * serves 4K, 16K and 64K kernels (bot/arches.py build variants).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,10 +40,12 @@
 #endif
 #define MLOCK_ONFAULT_FLAG 1
 
-#define PAGE 4096UL
-#define REDIRTY 64 /* lazyfree scenarios re-dirty one page in every 4th 64 KiB folio */
-#define PMD_SZ (2UL << 20)
-#define FOLIO_SZ (64UL << 10)
+#define PAGE_MAX (64UL << 10)
+/* Set by sizes() from the running kernel's page size. 4 KiB pages: 4 KiB, a PTE table spans 2 MiB, 64 KiB
+ * folios (order 4), one page re-dirtied in every 4th folio (64 pages); 64 KiB pages: 512 MiB, 256 KiB
+ * (order 2, the smallest anon mTHP), 16 pages. */
+static size_t PAGE = 4096, PMD_SZ = 2UL << 20, FOLIO_SZ = 64UL << 10, REDIRTY = 64;
+static char FOLIO_KB[32] = "64kB", PMD_KB[32] = "2048kB"; /* their mTHP sysfs names */
 #define CG "/sys/fs/cgroup"
 #define THP "/sys/kernel/mm/transparent_hugepage"
 
@@ -171,9 +175,11 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* MAP_NORESERVE: with 64 KiB pages pte-table-crossing spans tens of GiB of address space (a PTE table maps
+ * 512 MiB), more than the overcommit heuristic allows in one mapping; only what is touched is memory. */
 static char *map_aligned(size_t len, size_t align)
 {
-	char *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	uintptr_t a;
 
 	if (p == MAP_FAILED)
@@ -228,9 +234,31 @@ static int page_state(const char *page, uint64_t gen)
 	return page_state_key(page, (uintptr_t)page, gen);
 }
 
-static void thp_2m(int on)
+static void thp_write(const char *size, const char *val)
 {
-	write_file(THP "/hugepages-2048kB/enabled", on ? "always" : "never");
+	char path[128];
+
+	snprintf(path, sizeof(path), THP "/hugepages-%s/enabled", size);
+	write_file(path, val);
+}
+
+/* the PMD-sized THP (2 MiB with 4 KiB pages, 512 MiB with 64 KiB) on or off */
+static void thp_pmd(int on)
+{
+	thp_write(PMD_KB, on ? "always" : "never");
+}
+
+static void sizes(void)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+
+	if (ps > 0 && (size_t)ps <= PAGE_MAX && !(ps & (ps - 1)))
+		PAGE = ps;
+	PMD_SZ = PAGE * (PAGE / 8); /* one PTE table: PAGE / 8 entries */
+	FOLIO_SZ = 4 * PAGE > (64UL << 10) ? 4 * PAGE : 64UL << 10;
+	REDIRTY = 4 * FOLIO_SZ / PAGE;
+	snprintf(FOLIO_KB, sizeof(FOLIO_KB), "%zukB", FOLIO_SZ >> 10);
+	snprintf(PMD_KB, sizeof(PMD_KB), "%zukB", PMD_SZ >> 10);
 }
 
 /* ------------------------------------------------------------------ cgroup */
@@ -298,7 +326,7 @@ static void lazy_snapshot(struct lazy_counts *c)
 {
 	c->lazyfree = vmstat("pglazyfree");
 	c->lazyfreed = vmstat("pglazyfreed");
-	c->fault64k = mthp_stat("64kB", "anon_fault_alloc");
+	c->fault64k = mthp_stat(FOLIO_KB, "anon_fault_alloc");
 }
 
 /*
@@ -317,9 +345,9 @@ static int lazyfree_common(char *detail, size_t dlen, size_t len, int memcg)
 		return 1;
 	}
 	lazy_snapshot(&a);
-	thp_2m(0); /* 64 KiB folios: a dirty 2 MiB THP would be swapped whole, never discarded */
+	thp_pmd(0); /* FOLIO_SZ folios: a dirty PMD THP would be swapped whole, never discarded */
 	fill(p, len, 1);
-	thp_2m(1);
+	thp_pmd(1);
 	if (madvise(p, len, MADV_FREE)) {
 		snprintf(detail, dlen, "MADV_FREE failed: %s", strerror(errno));
 		return 1;
@@ -363,8 +391,8 @@ static int lazyfree_common(char *detail, size_t dlen, size_t len, int memcg)
 
 	snprintf(detail, dlen,
 		 "pages=%zu redirtied_ok=%zu kept=%zu zeroed=%zu corrupt=%zu first_corrupt=%ld "
-		 "pglazyfree+%ld pglazyfreed+%ld 64kB_faults+%ld%s",
-		 pages, dirty_ok, kept, zeroed, bad, first_bad, dfree, dfreed, d64,
+		 "pglazyfree+%ld pglazyfreed+%ld %s_faults+%ld%s",
+		 pages, dirty_ok, kept, zeroed, bad, first_bad, dfree, dfreed, FOLIO_KB, d64,
 		 fail && !bad ? " (lazyfree counters did not move)" : "");
 	munmap(p, len);
 	return fail;
@@ -385,8 +413,8 @@ static int sc_lazyfree_memcg(char *d, size_t n)
 }
 
 /*
- * The June 2025 try_to_unmap_one() out-of-bounds batch: lazyfree 64 KiB folios whose PTEs straddle
- * a page-table boundary. Slot k's folio has its first half at the end of table k, its second half at
+ * The June 2025 try_to_unmap_one() out-of-bounds batch: lazyfree large folios (FOLIO_SZ) whose PTEs straddle
+ * a page-table boundary (PMD_SZ apart: 2 MiB with 4 KiB pages, 512 MiB with 64 KiB). Slot k's folio has its first half at the end of table k, its second half at
  * the start of table k+1.
  *  phase A (data): the second half is its own mlocked VMA. A correct kernel never discards the folio;
  *    a batch that runs past table k reads table k+1 (when it is the physically next page, which fresh
@@ -412,7 +440,7 @@ static int crossing_round(uint64_t gen, int phase_b, long *lost, long *made, cha
 		snprintf(err, elen, "MADV_FREE: %s", strerror(errno));
 		return -1;
 	}
-	/* reserve a destination, B0 = 2 MiB aligned; dst = B0 + 32 KiB puts folio k across B0 + (k+1)*2M */
+	/* reserve a destination, B0 = PMD_SZ aligned; dst = B0 + FOLIO_SZ / 2 puts folio k across B0 + (k+1)*PMD_SZ */
 	res = map_aligned(span + 2 * PMD_SZ, PMD_SZ);
 	if (!res) {
 		snprintf(err, elen, "mmap dst: %s", strerror(errno));
@@ -461,7 +489,7 @@ static int crossing_round(uint64_t gen, int phase_b, long *lost, long *made, cha
 		for (size_t off = 0; off < FOLIO_SZ; off += PAGE) {
 			if (phase_b && off >= half)
 				break;
-			/* written at src + k*2M + 2M - 64K before the mremap */
+			/* written at src + k*PMD_SZ + PMD_SZ - FOLIO_SZ before the mremap */
 			int st = page_state_key(f + off, (uintptr_t)src + (k + 1) * PMD_SZ - FOLIO_SZ + off, gen);
 
 			if (st < 0 || (st == 0 && off >= half)) /* mlocked half must keep its data */
@@ -478,7 +506,7 @@ static int crossing_round(uint64_t gen, int phase_b, long *lost, long *made, cha
 static int sc_pte_table_crossing(char *d, size_t n)
 {
 	long lost = 0, made = 0, made_b = 0, lost_b = 0;
-	long f64 = mthp_stat("64kB", "anon_fault_alloc"), lf = vmstat("pglazyfreed");
+	long f64 = mthp_stat(FOLIO_KB, "anon_fault_alloc"), lf = vmstat("pglazyfreed");
 	char err[200] = "";
 	int rc = 0;
 
@@ -487,22 +515,22 @@ static int sc_pte_table_crossing(char *d, size_t n)
 		return 1;
 	}
 	pin_cpu0(); /* page tables come from this CPU's lists; memory.reclaim drains this CPU's LRU batch */
-	/* 64 KiB folios only: a 2 MiB THP would fill the aligned source instead */
-	thp_2m(0);
+	/* FOLIO_SZ folios only: a PMD THP would fill the aligned source instead */
+	thp_pmd(0);
 	for (long r = 0; r < C.crossing_rounds && !rc; r++) {
 		rc = crossing_round(2 * r + 10, 0, &lost, &made, err, sizeof(err));
 		if (!rc)
 			rc = crossing_round(2 * r + 11, 1, &lost_b, &made_b, err, sizeof(err));
 	}
-	thp_2m(1);
+	thp_pmd(1);
 	if (rc) {
 		snprintf(d, n, "setup failed: %s", err);
 		return 1;
 	}
-	snprintf(d, n, "%srounds=%ld straddling_folios=%ld+%ld lost_mlocked=%ld lost_b=%ld 64kB_faults+%ld pglazyfreed+%ld",
+	snprintf(d, n, "%srounds=%ld straddling_folios=%ld+%ld lost_mlocked=%ld lost_b=%ld %s_faults+%ld pglazyfreed+%ld",
 		 lost ? "mlocked pages past a page-table boundary read back as zeroes (a lazyfree folio was discarded "
 			"through a batch that ran past its page table): " : lost_b ? "data lost: " : "",
-		 C.crossing_rounds, made, made_b, lost, lost_b, mthp_stat("64kB", "anon_fault_alloc") - f64,
+		 C.crossing_rounds, made, made_b, lost, lost_b, FOLIO_KB, mthp_stat(FOLIO_KB, "anon_fault_alloc") - f64,
 		 vmstat("pglazyfreed") - lf);
 	return lost || lost_b;
 }
@@ -549,7 +577,7 @@ static const struct {
 static int setup_swap(char *err, size_t elen)
 {
 	char val[32];
-	static unsigned char hdr[PAGE];
+	static unsigned char hdr[PAGE_MAX];
 	uint32_t *u = (uint32_t *)(hdr + 1024);
 	int fd;
 
@@ -562,7 +590,8 @@ static int setup_swap(char *err, size_t elen)
 		snprintf(err, elen, "zram disksize: %s", strerror(errno));
 		return -1;
 	}
-	/* mkswap by hand: version 1 header at 1024, SWAPSPACE2 at the end of the first page */
+	/* mkswap by hand: version 1 header at 1024, SWAPSPACE2 at the end of the first page (PAGE: the kernel
+	 * reads the header as one of its pages) */
 	u[0] = 1;
 	u[1] = (uint32_t)((C.zram_mib << 20) / PAGE - 1);
 	memcpy(hdr + PAGE - 10, "SWAPSPACE2", 10);
@@ -582,7 +611,7 @@ static int setup_swap(char *err, size_t elen)
 
 static void setup(void)
 {
-	char err[200] = "";
+	char err[200] = "", path[128];
 
 	mkdir("/proc", 0755);
 	mkdir("/sys", 0755);
@@ -591,10 +620,11 @@ static void setup(void)
 	mount("sysfs", "/sys", "sysfs", 0, NULL);
 	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
 	mount("cgroup2", CG, "cgroup2", 0, NULL);
-	if (write_file(THP "/hugepages-64kB/enabled", "always"))
-		say("# setup: cannot enable 64kB mTHP: %s", strerror(errno));
+	snprintf(path, sizeof(path), THP "/hugepages-%s/enabled", FOLIO_KB);
+	if (write_file(path, "always"))
+		say("# setup: cannot enable %s mTHP: %s", FOLIO_KB, strerror(errno));
 	write_file(THP "/enabled", "always");
-	write_file(THP "/hugepages-2048kB/enabled", "always");
+	thp_write(PMD_KB, "always");
 	if (setup_swap(err, sizeof(err)))
 		say("# setup: no swap: %s", err);
 	else
@@ -650,7 +680,9 @@ int main(void)
 	char list[512], *save = NULL;
 
 	read_conf("/etc/stress.conf"); /* before setup(): it sizes zram */
+	sizes();
 	setup();
+	say("# stress: page_size=%zu pte_table_span=%zukB folio=%s pmd_thp=%s", PAGE, PMD_SZ >> 10, FOLIO_KB, PMD_KB);
 	say("# stress: scenarios=%s", C.scenarios);
 	snprintf(list, sizeof(list), "%s", C.scenarios);
 	for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
