@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from bot.arches import NAMES as ARCHES
+from bot.arches import order
 from bot.b4check.message import Incoming
 from bot.results import BootResult, BuildResult, RevisionResult, StageResult, StressResult
 
@@ -35,7 +35,7 @@ def worst(entries: Iterable[Entry]) -> str:
 
 
 def _arch_order(names: Iterable[str]) -> list[str]:
-    return sorted(set(names), key=lambda a: (ARCHES.index(a) if a in ARCHES else 99, a))
+    return sorted(set(names), key=order)
 
 
 def _final(e: StageResult | None) -> bool:

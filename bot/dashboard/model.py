@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.arches import NAMES as ARCHES
+from bot.arches import order
 from bot.results import Record, RevisionResult, SeriesSummary, StageResult, WalkdiffResult, load_revision
 from bot.results.verdict import per_arch
 
@@ -63,7 +64,7 @@ def load_series(sdir: Path) -> Series | None:
         for a in [*per_arch(r.stages.build), *per_arch(r.stages.boot), *per_arch(r.stages.stress)]:
             if a not in seen:
                 seen.append(a)
-    arches = [a for a in ARCHES if a in seen] + [a for a in seen if a not in ARCHES] or list(ARCHES)
+    arches = sorted(seen, key=order) or list(ARCHES)  # the real arches, then build variants (own columns)
     return Series(summary, revisions, sdir, arches)
 
 

@@ -185,9 +185,13 @@ def _series_context(site: Site, series: model.Series, written: set[Path]) -> dic
 
 def _index_row(env: jinja2.Environment, series: model.Series) -> dict[str, Any]:
     cols = model.columns(INDEX_ARCHES)
+    # the index's columns are the real arches'; its verdict counts the build variants too (columns of their own
+    # on the series page)
+    counted = model.columns(INDEX_ARCHES + [a for a in series.arches if a not in INDEX_ARCHES])
     revs = []
     for r in reversed(series.revisions):
-        cells, verdict = model.row(r, cols)
+        cells, _ = model.row(r, cols)
+        verdict = model.row(r, counted)[1]
         revs.append({"version": r.version, "cells": cells, "verdict": verdict, "date": r.date[:10]})
     s = series.summary
     newest = revs[0]["verdict"] if revs else "incomplete"

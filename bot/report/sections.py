@@ -82,7 +82,8 @@ def arch_lines(result: RevisionResult) -> list[str]:
             tests = _selftests_words(result, a)
             if tests:
                 words.append(tests)
-        lines.append(textwrap.fill(f"  {a + ':':8}{', '.join(words)}", WIDTH, subsequent_indent=" " * 10,
+        label = f"{a + ':':8}" if len(a) < 8 else f"{a}: "  # a build variant's name is longer: arm64-64k
+        lines.append(textwrap.fill(f"  {label}{', '.join(words)}", WIDTH, subsequent_indent=" " * 10,
                                    break_long_words=False, break_on_hyphens=False))
     return lines
 

@@ -17,7 +17,7 @@ from bot.results.revision import RevisionResult
 from bot.results.verdict import per_arch
 
 SAFE_SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
-SAFE_ARCH = re.compile(r"[a-z0-9_]{1,32}")
+SAFE_ARCH = re.compile(r"[a-z0-9_]{1,32}(-[a-z0-9_]{1,32})?")  # x86_64, a build variant: arm64-64k
 
 
 def site_slug(slug: str) -> str:

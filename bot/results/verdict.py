@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bot.arches import NAMES as ARCHES
+from bot.arches import order
 from bot.results.revision import RevisionResult
 from bot.results.stages import StageResult
 
@@ -15,8 +15,9 @@ S = TypeVar("S", bound=StageResult)
 
 
 def per_arch(entries: dict[str, S]) -> dict[str, S]:
-    """A per-arch stage's results, arches in the bot's order (unknown ones last, by name)."""
-    return dict(sorted(entries.items(), key=lambda kv: (ARCHES.index(kv[0]) if kv[0] in ARCHES else 99, kv[0])))
+    """A per-arch stage's results, arches in the bot's order (the real arches, then the build variants; unknown
+    ones last, by name)."""
+    return dict(sorted(entries.items(), key=lambda kv: order(kv[0])))
 
 
 def status_word(entry: StageResult | None) -> str:
@@ -68,7 +69,7 @@ def _apply_clause(result: RevisionResult) -> str:
 
 def _runtime_clauses(result: RevisionResult) -> list[str]:
     boot, stress = per_arch(result.stages.boot), per_arch(result.stages.stress)
-    arches = [a for a in ARCHES if a in boot or a in stress] + sorted((boot.keys() | stress.keys()) - set(ARCHES))
+    arches = sorted(boot.keys() | stress.keys(), key=order)
     if not arches:
         return ["not booted"]
     passed, notes = [], []
