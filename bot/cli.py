@@ -142,7 +142,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         json.dump(run.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    print_summary(run, stages, arches)
+    from bot.arches import with_variants
+
+    print_summary(run, stages, with_variants(arches, cfg.build.variants))  # the variants' cells too
     out = console()
     if run.reused:
         out.print(f"reused: {len(run.reused)} stage results whose inputs are unchanged (--rerun to make them again)")
