@@ -4,7 +4,7 @@ the revisions' trees and run after the stress scenarios in one boot per revision
 booted once with the same tests.
 
 v8's madv_populate is a new failure on both arches (every attempt failed, the base passed) with its failing
-subtests named and a reproduce line in the reply; the clean v1 passes with nothing flaky; stress passes on
+subtests named and a reproduce line in the reply; the clean v1 passes with nothing blamed; stress passes on
 both, so only the selftests caught it. One selftest boot per arch at least (three: base, v1, v8). Then, on
 x86_64, a revision whose touched test hangs and which deletes another from the Makefile.
 """
@@ -48,6 +48,13 @@ def revision(out: dict, version: int) -> dict:
     return next(r for r in out["revisions"] if r["version"] == version)
 
 
+def only_reruns_are_flaky(st: dict) -> None:
+    """What is called flaky failed and then passed a rerun here (or on the base), and is not blamed."""
+    for name in st["flaky"]:
+        (t,) = [t for t in st["tests"] if t["name"] == name]
+        assert t["result"] == "pass" and name not in st["new_failures"], t
+
+
 def test_the_selftest_only_bug_is_a_new_failure_on_both_arches(checked: tuple[dict, Path]) -> None:
     v8 = revision(checked[0], 8)
     for arch in ARCHES:
@@ -58,15 +65,21 @@ def test_the_selftest_only_bug_is_a_new_failure_on_both_arches(checked: tuple[di
         assert test["attempts"] == ["fail", "fail", "fail"] and test["base"] == "pass", test
         assert test["failing"] == FAILING, test["failing"]
         assert v8["stages"]["stress"][arch]["status"] == "ok"  # the stress scenarios cannot see it
-        assert len(st["tests"]) >= 30 and st["flaky"] == [], st["detail"]
+        assert len(st["tests"]) >= 30, st["detail"]
+        only_reruns_are_flaky(st)
 
 
-def test_the_clean_revision_passes_with_nothing_flaky(checked: tuple[dict, Path]) -> None:
+def test_the_clean_revision_passes_and_nothing_is_blamed(checked: tuple[dict, Path]) -> None:
+    """No new failure on the clean v1. A test that failed once and passed its rerun is flaky, reported as such
+    and not blamed: seen once in a CI run (khugepaged all:shmem's first mmap at its fixed hint address came
+    back elsewhere, "Bail out! Failed to allocate VMA at 0x40000000"; 0 of 10 boots in bench/selftests.py).
+    The rate of flaky tests is measured there, not asserted here."""
     v1 = revision(checked[0], 1)
     for arch in ARCHES:
         st = v1["stages"]["selftests"][arch]
         assert st["status"] == "ok" and st["verdict"] == "pass", (arch, st["detail"])
-        assert st["new_failures"] == [] and st["flaky"] == [] and st["not_built"] == [], st
+        assert st["new_failures"] == [] and st["not_built"] == [], st
+        only_reruns_are_flaky(st)
         passed = [t["name"] for t in st["tests"] if t["result"] in ("pass", "skip")]
         assert "madv_populate" in passed and "cow" in passed, st["detail"]
 
