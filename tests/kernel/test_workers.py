@@ -28,6 +28,7 @@ import redis
 
 from bot.demo import series as demo
 from bot.demo.broker import RedisServer, WorkerProcess
+from bot.demo.localinbox import LocalInbox
 from tests.conftest import BOT, bot_env, run_bot, write_config
 from tests.kernel.conftest import CACHE, KERNEL_TREE, restored_tree
 
@@ -50,14 +51,28 @@ def broker(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+def archive(root: Path, kinds: tuple[str, ...]) -> tuple[LocalInbox, list[demo.Generated]]:
+    """An archive of its own with these demo revisions only: the session archive holds the whole demo series
+    under the same Message-IDs (tests/kernel/test_pipeline.py posts it), and a check fetches every revision
+    it finds."""
+    specs = tuple(r for r in demo.REVISIONS if r.kind in kinds)
+    generated = demo.generate(KERNEL_TREE, root / "series", revisions=specs)
+    box = LocalInbox(root / "pi").init()
+    for g in generated:
+        box.deliver_mbox(root / "series" / g.path)
+    box.url = box.serve()  # type: ignore[attr-defined]
+    return box, generated
+
+
 @pytest.fixture(scope="module")
-def clean_v1(inbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[demo.Generated]:
-    work = tmp_path_factory.mktemp("workers-series")
-    specs = tuple(r for r in demo.REVISIONS if r.kind == "clean")
-    (g,) = demo.generate(KERNEL_TREE, work, revisions=specs)
-    inbox.deliver_mbox(work / g.path)
-    with restored_tree("*review/*"):  # review/<slug>/v1 and the workers' worker/review/<slug>/v1
-        yield g
+def clean_v1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, demo.Generated]]:
+    """(the archive's URL, the demo's clean v1 posted there alone)."""
+    box, (g,) = archive(tmp_path_factory.mktemp("workers-series"), ("clean",))
+    try:
+        with restored_tree("*review/*"):  # review/<slug>/v1 and the workers' worker/review/<slug>/v1
+            yield box.url, g  # type: ignore[attr-defined]
+    finally:
+        box.stop()
 
 
 def config(path: Path, url: str, broker: RedisServer | None, workers: dict[str, object] | None = None,
@@ -140,15 +155,16 @@ def normal_reply(text: str, roots: list[str]) -> str:
     return re.sub(r"\(\d+(\.\d+)? s\)", "(<n> s)", text)
 
 
-def test_two_workers_give_what_the_local_engine_gives(inbox, broker: RedisServer, clean_v1: demo.Generated,
+def test_two_workers_give_what_the_local_engine_gives(broker: RedisServer, clean_v1: tuple[str, demo.Generated],
                                                       tmp_path: Path) -> None:
-    local = config(tmp_path / "local" / "config.toml", inbox.url, None, extra=SHORT)
-    got_local = check(local, clean_v1.cover_msgid)
-    x86 = start(tmp_path, "w-x86", inbox.url, broker, "x86_64")
-    arm = start(tmp_path, "w-arm", inbox.url, broker, "arm64")
+    url, v1 = clean_v1
+    local = config(tmp_path / "local" / "config.toml", url, None, extra=SHORT)
+    got_local = check(local, v1.cover_msgid)
+    x86 = start(tmp_path, "w-x86", url, broker, "x86_64")
+    arm = start(tmp_path, "w-arm", url, broker, "arm64")
     try:
-        celery = config(tmp_path / "celery" / "config.toml", inbox.url, broker, extra=SHORT)
-        proc = spawn_check(celery, clean_v1.cover_msgid)
+        celery = config(tmp_path / "celery" / "config.toml", url, broker, extra=SHORT)
+        proc = spawn_check(celery, v1.cover_msgid)
         seen: dict[str, Any] = {}
 
         def both_running() -> bool:  # `bot status` while the two tasks run: the workers and what each runs
@@ -197,13 +213,15 @@ def _args(broker: RedisServer, task_id: str) -> list[Any]:
     return list(AsyncResult(task_id, app=_app(broker)).args or [])
 
 
-def test_a_worker_and_the_coordinator_killed_mid_build_lose_nothing(inbox, broker: RedisServer,
-                                                                     clean_v1: demo.Generated, tmp_path: Path) -> None:
-    a = start(tmp_path, "w-a", inbox.url, broker, "x86_64")
+def test_a_worker_and_the_coordinator_killed_mid_build_lose_nothing(broker: RedisServer,
+                                                                     clean_v1: tuple[str, demo.Generated],
+                                                                     tmp_path: Path) -> None:
+    url, v1 = clean_v1
+    a = start(tmp_path, "w-a", url, broker, "x86_64")
     b: WorkerProcess | None = None
     try:
-        coord = config(tmp_path / "coord" / "config.toml", inbox.url, broker, {"lost_after_s": 10}, QUICK)
-        first = spawn_check(coord, clean_v1.cover_msgid, "--arch", "x86_64")
+        coord = config(tmp_path / "coord" / "config.toml", url, broker, {"lost_after_s": 10}, QUICK)
+        first = spawn_check(coord, v1.cover_msgid, "--arch", "x86_64")
         logs = tmp_path / "w-a" / "patchsets"
         wait_for("w-a's build runs make", lambda: any("$ make" in p.read_text()
                                                       for p in logs.glob("*/v1/logs/build-x86_64.log")))
@@ -211,8 +229,8 @@ def test_a_worker_and_the_coordinator_killed_mid_build_lose_nothing(inbox, broke
         first.kill()  # and to the coordinator, as a crash of `bot daemon` would
         first.wait()
         wait_for("nothing of w-a is left", lambda: not _processes("w-a/config.toml"), timeout=30)
-        b = start(tmp_path, "w-b", inbox.url, broker, "x86_64")
-        got = finish(spawn_check(coord, clean_v1.cover_msgid, "--arch", "x86_64"))  # the restart
+        b = start(tmp_path, "w-b", url, broker, "x86_64")
+        got = finish(spawn_check(coord, v1.cover_msgid, "--arch", "x86_64"))  # the restart
         (rev,) = got["revisions"]
         for stage in ("build", "boot", "stress"):
             e = rev["stages"][stage]["x86_64"]
@@ -232,17 +250,19 @@ def _processes(pattern: str) -> list[str]:
     return [line for line in out.splitlines() if "pgrep" not in line]
 
 
-def test_redis_restart_and_a_worker_without_the_arm64_toolchain(inbox, broker: RedisServer,
-                                                                clean_v1: demo.Generated, tmp_path: Path) -> None:
+def test_redis_restart_and_a_worker_without_the_arm64_toolchain(broker: RedisServer,
+                                                                clean_v1: tuple[str, demo.Generated],
+                                                                tmp_path: Path) -> None:
+    url, v1 = clean_v1
     lacks = '[arch.arm64]\ncross_compile = "no-such-toolchain-"\n'
-    cfg = config(tmp_path / "w-refused" / "config.toml", inbox.url, broker, extra=lacks)
+    cfg = config(tmp_path / "w-refused" / "config.toml", url, broker, extra=lacks)
     refused = run_bot("worker", "--config", str(cfg), "--arch", "arm64", cwd=cfg.parent, timeout=60)
     assert refused.returncode != 0 and "cannot serve arm64 (no-such-toolchain-gcc" in refused.stderr
-    w = start(tmp_path, "w-x86only", inbox.url, broker, None, extra=lacks)
+    w = start(tmp_path, "w-x86only", url, broker, None, extra=lacks)
     assert "queues mmbot.x86_64 on" in w.text() and "not serving arm64: no-such-toolchain-gcc" in w.text()
     try:
-        coord = config(tmp_path / "coord" / "config.toml", inbox.url, broker, {"queued_timeout_s": 60}, QUICK)
-        proc = spawn_check(coord, clean_v1.cover_msgid)
+        coord = config(tmp_path / "coord" / "config.toml", url, broker, {"queued_timeout_s": 60}, QUICK)
+        proc = spawn_check(coord, v1.cover_msgid)
         wait_for("w-x86only started the task", lambda: "mmbot.review_arch[" in w.text())
         r = redis.Redis.from_url(broker.url)
         wait_for("the arm64 task waits in its queue", lambda: r.llen("mmbot.arm64") == 1, timeout=60)
@@ -266,15 +286,13 @@ def test_redis_restart_and_a_worker_without_the_arm64_toolchain(inbox, broker: R
 
 
 def test_a_task_over_its_time_limit_is_an_error_and_the_next_revision_goes_on(
-        inbox, broker: RedisServer, tmp_path: Path) -> None:
-    specs = tuple(r for r in demo.REVISIONS if r.kind in ("clean", "broken"))
-    generated = demo.generate(KERNEL_TREE, tmp_path / "series", revisions=specs)
-    for g in generated:
-        inbox.deliver_mbox(tmp_path / "series" / g.path)
+        broker: RedisServer, tmp_path: Path) -> None:
+    box, generated = archive(tmp_path, ("clean", "broken"))
+    url: str = box.url  # type: ignore[attr-defined]
     limits = {"task_time_limit_s": 5, "visibility_timeout_s": 600}
-    w = start(tmp_path, "w-slow", inbox.url, broker, "x86_64", extra=QUICK)
+    w = start(tmp_path, "w-slow", url, broker, "x86_64", extra=QUICK)
     try:
-        coord = config(tmp_path / "coord" / "config.toml", inbox.url, broker, limits, QUICK)
+        coord = config(tmp_path / "coord" / "config.toml", url, broker, limits, QUICK)
         with restored_tree("*review/*"):
             got = check(coord, generated[-1].cover_msgid, "--arch", "x86_64")
         first, second = sorted(got["revisions"], key=lambda r: r["version"])
@@ -284,3 +302,4 @@ def test_a_task_over_its_time_limit_is_an_error_and_the_next_revision_goes_on(
         assert second["stages"]["apply"]["status"] == "failed" and second["stages"]["report"]["status"] != "not_run"
     finally:
         w.stop()
+        box.stop()
