@@ -1,9 +1,9 @@
 """What travels between the coordinator and a worker, both ways.
 
 A task's payload is plain JSON: the revision's am-ready mbox (base64: patch mail need not be UTF-8), the
-base the coordinator's apply chose, the series and revision records, the review sections of the
-coordinator's config ([build], [boot], [stress], [selftests]: the operator sets policy in one place; a
-worker keeps its own [paths], [arch.*] and [workers]) and their hash, and the key that makes it idempotent.
+base the coordinator's apply chose, the series and revision records, the coordinator's review policy
+([build], [boot], [stress], [selftests] and the arch's [arch.<name>] selftests: set in one place; a worker
+keeps its own [paths], compilers, QEMU and [workers]) and its hash, and the key that makes it idempotent.
 
 Logs travel in the result, zlib-compressed: a revision's logs on one arch are a few MiB at most, Redis holds
 that easily, and the coordinator then has every log its result.json names in its own patchsets/ (the
@@ -64,13 +64,17 @@ class Job:
         return f"v{self.ctx.revision.version} {self.arch}"
 
 
-def review_config(config: Config) -> dict[str, Any]:
-    return {s: dataclasses.asdict(getattr(config, s)) for s in REVIEW_SECTIONS}
+def review_config(config: Config, arch: str) -> dict[str, Any]:
+    """The coordinator's review policy for a task on `arch`: the sections, and [arch.<arch>] selftests."""
+    return {**{s: dataclasses.asdict(getattr(config, s)) for s in REVIEW_SECTIONS},
+            "arch_selftests": list(config.arch_config(arch).selftests)}
 
 
-def with_review_config(config: Config, sections: Mapping[str, Any]) -> Config:
-    """The worker's config with the coordinator's review sections."""
-    return dataclasses.replace(config, **{s: cls(**sections[s]) for s, cls in REVIEW_SECTIONS.items()})
+def with_review_config(config: Config, sections: Mapping[str, Any], arch: str) -> Config:
+    """The worker's config with the coordinator's review policy (its own paths, tools and [workers])."""
+    own = dataclasses.replace(config.arch_config(arch), selftests=list(sections["arch_selftests"]))
+    return dataclasses.replace(config, **{s: cls(**sections[s]) for s, cls in REVIEW_SECTIONS.items()},
+                               arch={**config.arch, arch: own})
 
 
 def make_payload(job: Job) -> dict[str, Any]:
@@ -78,7 +82,7 @@ def make_payload(job: Job) -> dict[str, Any]:
     applied = ctx.revision.stages.apply
     if applied.status != "ok" or not applied.branch or not ctx.revision.base.commit:
         raise OperationalError(f"{job.name}: nothing to send (apply {applied.status})")
-    sections = review_config(ctx.config)
+    sections = review_config(ctx.config, job.arch)
     return {
         "key": job.key, "arch": job.arch, "stages": job.stages,
         "series": ctx.series.to_json(), "revision": ctx.revision.to_json(), "newest": ctx.newest,

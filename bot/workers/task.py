@@ -53,8 +53,8 @@ def finished(result: Mapping[str, Any]) -> bool:
 def review(config: Config, payload: Mapping[str, Any], worker: str) -> dict[str, Any]:
     """Apply, build and boot payload's revision on payload's arch; the packed result (payload.pack)."""
     started = time.time()
-    cfg = with_review_config(config, payload["config"])
     arch, stages = payload["arch"], list(payload["stages"])
+    cfg = with_review_config(config, payload["config"], arch)
     summary = SeriesSummary.from_json(payload["series"])
     result = RevisionResult.from_json(payload["revision"])
     rdir = revision_dir(cfg.paths.patchsets, summary.slug, result.version)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Config, PathsConfig, SelftestsConfig, WorkersConfig
+from bot.config import ArchConfig, Config, PathsConfig, SelftestsConfig, WorkersConfig
 from bot.errors import OperationalError, UsageError
 from bot.results import (
     ApplyResult,
@@ -51,8 +51,11 @@ def test_the_payload_carries_the_mbox_base_and_review_settings(tmp_path: Path) -
     assert base64.b64decode(p["mbox"]) == b"From x\n\n\xff not utf-8\n"  # bytes as they are
     assert p["base"] == "a" * 40 and p["branch"] == "worker/review/s/v2" and p["arch"] == "x86_64"
     mine = Config(selftests=SelftestsConfig(tests=["cow"]))
-    theirs = payload.with_review_config(mine, p["config"])
+    mine = dataclasses.replace(mine, arch={**mine.arch, "x86_64": ArchConfig(qemu="/opt/qemu", selftests=["rmap"])})
+    theirs = payload.with_review_config(mine, p["config"], "x86_64")
     assert theirs.selftests == ctx.config.selftests and theirs.paths == mine.paths  # policy theirs, paths mine
+    assert theirs.arch_config("x86_64").selftests == ctx.config.arch_config("x86_64").selftests
+    assert theirs.arch_config("x86_64").qemu == "/opt/qemu"  # the worker's own QEMU
 
 
 def test_nothing_to_send_for_a_revision_that_did_not_apply(tmp_path: Path) -> None:
