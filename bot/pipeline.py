@@ -154,16 +154,11 @@ def run(config: Config, target: str | fetch.LocalSource, stages: list[str], arch
 def _stage(ctx: StageContext, name: str, forced: bool, out: Run, progress: Progress,
            on_stage: StageHook | None) -> None:
     """Run one stage for one revision (on the arches whose results cannot be reused), and save result.json."""
-    result, prev = ctx.revision, ctx.previous
+    result = ctx.revision
     per_arch = name in PER_ARCH_STAGES
-    prev_rdir = ctx.revision_dir(prev.version) if prev else None
-    keys = {a: reuse.inputs(ctx.config, name, result, ctx.rdir, prev, prev_rdir, a) if name in reuse.REUSABLE
-            else None for a in (ctx.arches if per_arch else [None])}
-
-    def entries(arch: str | None) -> list[StageResult | None]:
-        return [e for n in FILLS.get(name, (name,)) for e in result.stages.entries(n, [arch] if arch else None)]
-
-    todo = [a for a, key in keys.items() if forced or key is None or not reuse.reusable(entries(a), key)]
+    keys = {a: _keys(ctx, name, a) if name in reuse.REUSABLE else None for a in (ctx.arches if per_arch else [None])}
+    todo = [a for a, key in keys.items()
+            if forced or key is None or not reuse.reusable(_filled(result, name, a), key)]
     reused = [a for a in keys if a not in todo]
     out.reused += [f"v{result.version} {name}" + (f" {a}" if a else "") for a in reused]
     if not todo:
@@ -182,10 +177,16 @@ def _stage(ctx: StageContext, name: str, forced: bool, out: Run, progress: Progr
     save_revision(ctx.rdir / "result.json", result)
 
 
-def _keys(ctx: StageContext, name: str, arch: str) -> dict[str, str]:
+def _keys(ctx: StageContext, name: str, arch: str | None) -> dict[str, str]:
+    """The inputs stage `name` (on `arch`) has now (bot/reuse.py)."""
     prev = ctx.previous
     prev_rdir = ctx.revision_dir(prev.version) if prev else None
     return reuse.inputs(ctx.config, name, ctx.revision, ctx.rdir, prev, prev_rdir, arch)
+
+
+def _filled(result: RevisionResult, name: str, arch: str | None) -> list[StageResult | None]:
+    """The results the runner of `name` fills (boot: boot, stress, selftests), on arch."""
+    return [e for n in FILLS.get(name, (name,)) for e in result.stages.entries(n, [arch] if arch else None)]
 
 
 def _on_workers(ctxs: list[StageContext], names: list[str], rerun: Collection[str], out: Run, progress: Progress,
@@ -201,10 +202,8 @@ def _on_workers(ctxs: list[StageContext], names: list[str], rerun: Collection[st
                 _stage(ctx, name, name in rerun, out, progress, on_stage)
             continue
         keys = {a: {n: _keys(ctx, n, a) for n in names} for a in ctx.arches}
-        todo = [a for a in ctx.arches if any(
-            n in rerun or not reuse.reusable(result.stages.entries(n, [a]) if n != "boot" else
-                                             [e for f in FILLS["boot"] for e in result.stages.entries(f, [a])],
-                                             keys[a][n]) for n in names)]
+        todo = [a for a in ctx.arches
+                if any(n in rerun or not reuse.reusable(_filled(result, n, a), keys[a][n]) for n in names)]
         out.reused += [f"v{result.version} {n} {a}" for a in ctx.arches if a not in todo for n in names]
         if not todo:
             progress(f"{'+'.join(names)}: v{result.version} reused (inputs unchanged)")
@@ -220,9 +219,9 @@ def _on_workers(ctxs: list[StageContext], names: list[str], rerun: Collection[st
         how = (f" (queued {timing['enqueue_to_start']:.0f} ms, stored {timing['finish_to_stored']:.0f} ms after "
                "it finished)") if "finish_to_stored" in timing else ""
         progress(f"{'+'.join(names)}: {job.name} {landed.detail}{how}")
-        for stage, per in landed.outputs.items():
-            owner = "build" if stage == "build" else "boot"
-            store(job.ctx.revision, {stage: per}, {job.arch: job.keys.get(owner)})
+        for name in names:  # each stamped with the inputs of the runner that fills it
+            filled: Outputs = {n: per for n, per in landed.outputs.items() if n in FILLS.get(name, (name,))}
+            store(job.ctx.revision, filled, {job.arch: job.keys[name]})
         save_revision(job.ctx.rdir / "result.json", job.ctx.revision)
 
 
